@@ -1,0 +1,223 @@
+// Package store is packline's persistence on sqlx: one code path for
+// PostgreSQL (lib/pq) and SQLite (modernc.org/sqlite). Exported methods own
+// their transaction; small unexported helpers take the *sqlx.Tx.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // postgres driver
+	"github.com/packline/packline/flows"
+	"github.com/packline/packline/migrations"
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // sqlite driver
+)
+
+// Dialects.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+func init() {
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// Options configure a DB.
+type Options struct {
+	// Flows is the registry orders are run against (required).
+	Flows *flows.Registry
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// TimerScale multiplies every timer delay (PACKLINE_TIMER_SCALE).
+	TimerScale float64
+	// OnOutbox is called after a commit that wrote outbox rows, so an
+	// in-process relay wakes at once.
+	OnOutbox func()
+}
+
+// DB is packline's database.
+type DB struct {
+	db      *sqlx.DB
+	dialect string
+	opts    Options
+}
+
+// Open connects to a database URL: postgres://… (or postgresql://…) or
+// sqlite:PATH. It does not migrate.
+func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
+	if opts.Flows == nil {
+		return nil, errors.New("store: Options.Flows is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var (
+		db      *sqlx.DB
+		err     error
+		dialect string
+	)
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		dialect = Postgres
+		db, err = sqlx.Open("postgres", rawURL)
+		if err == nil {
+			db.SetMaxOpenConns(20)
+			db.SetMaxIdleConns(10)
+			db.SetConnMaxIdleTime(5 * time.Minute)
+		}
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		dialect = SQLite
+		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+		if path == "" {
+			return nil, errors.New("DATABASE_URL: sqlite: needs a path, e.g. sqlite:/var/lib/packline/packline.db")
+		}
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		db, err = sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err == nil {
+			// One writer at a time is SQLite's nature; one connection keeps
+			// transactions serialized without busy errors.
+			db.SetMaxOpenConns(1)
+		}
+	default:
+		return nil, errors.New("DATABASE_URL must start with postgres:// or sqlite:")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return &DB{db: db, dialect: dialect, opts: opts}, nil
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.db.Close() }
+
+// Dialect is Postgres or SQLite.
+func (db *DB) Dialect() string { return db.dialect }
+
+// SQL returns the underlying pool, for packages that add their own tables
+// (the fleet's ledgers) and for tests.
+func (db *DB) SQL() *sqlx.DB { return db.db }
+
+// Flows returns the flow registry.
+func (db *DB) Flows() *flows.Registry { return db.opts.Flows }
+
+// Now returns the store's clock, in UTC, at microsecond precision (what
+// PostgreSQL keeps).
+func (db *DB) Now() time.Time { return db.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// TimerScale returns the timer scale (1 when unset).
+func (db *DB) TimerScale() float64 {
+	if db.opts.TimerScale <= 0 {
+		return 1
+	}
+	return db.opts.TimerScale
+}
+
+// Ping checks the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.db.PingContext(ctx) }
+
+func (db *DB) migrationsDir() string { return db.dialect }
+
+func (db *DB) goose() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations.FS, db.migrationsDir())
+	if err != nil {
+		return nil, err
+	}
+	d := goose.DialectPostgres
+	if db.dialect == SQLite {
+		d = goose.DialectSQLite3
+	}
+	return goose.NewProvider(d, db.db.DB, sub)
+}
+
+// Migrate applies every pending migration.
+func (db *DB) Migrate(ctx context.Context) error {
+	p, err := db.goose()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Migrated reports an error when a migration is pending (for /readyz).
+func (db *DB) Migrated(ctx context.Context) error {
+	p, err := db.goose()
+	if err != nil {
+		return err
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("read migration state: %w", err)
+	}
+	if pending {
+		return errors.New("migrations pending: run packline migrate")
+	}
+	return nil
+}
+
+// rebind turns ? placeholders into the dialect's.
+func (db *DB) rebind(q string) string { return db.db.Rebind(q) }
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns prefix_ and 26 characters that sort by creation time (48 bits
+// of milliseconds, then 80 random bits), so ids double as a cursor.
+func NewID(prefix string, now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err)
+	}
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// isUniqueViolation reports a unique-constraint failure in either dialect.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "duplicate key value") || strings.Contains(s, "UNIQUE constraint failed")
+}

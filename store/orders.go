@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
+)
+
+// Idempotency is a client's Idempotency-Key and the hash of its request.
+type Idempotency struct {
+	Key         string
+	RequestHash string
+}
+
+// CreateOrder records a new order, starts its flow, and commits the order,
+// its lines, its first timeline entry and the effects it owes in one
+// transaction. With an idempotency key seen before, it returns the order of
+// the first request (created false) when the request hash matches, and
+// EIDEMPOTENCY when it does not.
+func (db *DB) CreateOrder(ctx context.Context, storeID string, o packline.Order, actor packline.Actor, idem *Idempotency) (order *packline.Order, created bool, err error) {
+	if idem != nil {
+		if order, err := db.replay(ctx, storeID, *idem); order != nil || err != nil {
+			return order, false, err
+		}
+	}
+	s, err := db.GetStore(ctx, storeID)
+	if err != nil {
+		return nil, false, err
+	}
+	if o.Flow == "" {
+		o.Flow = s.Flow
+	}
+	flow := db.opts.Flows.Get(o.Flow)
+	if flow == nil {
+		return nil, false, packline.FieldError("flow", "unknown flow %q (one of %v)", o.Flow, db.opts.Flows.Names())
+	}
+	if err := computeTotals(&o); err != nil {
+		return nil, false, err
+	}
+	now := db.Now()
+	o.ID = NewID("ord", now)
+	o.StoreID = storeID
+	res, err := flow.Start(o, actor, now, db.TimerScale())
+	if err != nil {
+		return nil, false, err
+	}
+	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := db.insertOrder(ctx, tx, &res.Order); err != nil {
+			return err
+		}
+		if idem != nil {
+			_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO idempotency_keys (store_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+				storeID, idem.Key, idem.RequestHash, res.Order.ID, now)
+			if err != nil {
+				return fmt.Errorf("record idempotency key: %w", err)
+			}
+		}
+		return db.writeResult(ctx, tx, "", res, now)
+	})
+	if err != nil {
+		if idem != nil && isUniqueViolation(err) {
+			// Another request with the same key won the race.
+			if order, rerr := db.replay(ctx, storeID, *idem); order != nil || rerr != nil {
+				return order, false, rerr
+			}
+		}
+		return nil, false, err
+	}
+	db.committed(res)
+	return &res.Order, true, nil
+}
+
+func (db *DB) replay(ctx context.Context, storeID string, idem Idempotency) (*packline.Order, error) {
+	var row struct {
+		RequestHash string `db:"request_hash"`
+		OrderID     string `db:"order_id"`
+	}
+	err := db.db.GetContext(ctx, &row, db.rebind(`SELECT request_hash, order_id FROM idempotency_keys WHERE store_id = ? AND key = ?`), storeID, idem.Key)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	if row.RequestHash != idem.RequestHash {
+		return nil, &packline.Error{Code: packline.EIDEMPOTENCY, Field: "Idempotency-Key",
+			Message: "this Idempotency-Key was used with a different request body"}
+	}
+	return db.GetOrder(ctx, storeID, row.OrderID)
+}
+
+// computeTotals sums the lines, refusing a total that overflows int64.
+func computeTotals(o *packline.Order) error {
+	var sum int64
+	for i, l := range o.Lines {
+		if l.Quantity > 0 && l.UnitPrice > math.MaxInt64/l.Quantity {
+			return packline.FieldError("lines["+strconv.Itoa(i)+"]", "quantity × unit_price overflows")
+		}
+		t := l.Quantity * l.UnitPrice
+		if t > math.MaxInt64-sum {
+			return packline.FieldError("lines", "the order total overflows")
+		}
+		sum += t
+	}
+	o.Subtotal, o.Total = sum, sum
+	return nil
+}
+
+func (db *DB) insertOrder(ctx context.Context, tx *sqlx.Tx, o *packline.Order) error {
+	customer, _ := json.Marshal(o.Customer)
+	var addr, meta *string
+	if o.ShippingAddress != nil {
+		b, _ := json.Marshal(o.ShippingAddress)
+		s := string(b)
+		addr = &s
+	}
+	if len(o.Metadata) > 0 {
+		s := string(o.Metadata)
+		meta = &s
+	}
+	flags, _ := json.Marshal(o.Flags)
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO orders (id, store_id, flow, status, version, state_version, state_entered_at,
+		external_id, currency, customer, shipping_address, ship_date, payment_method, notes, metadata,
+		subtotal, total, amount_paid, flags, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.ID, o.StoreID, o.Flow, o.Status, o.Version, o.StateVersion, o.CreatedAt,
+		o.ExternalID, o.Currency, string(customer), addr, o.ShipDate, o.PaymentMethod, o.Notes, meta,
+		o.Subtotal, o.Total, o.AmountPaid, string(flags), o.CreatedAt, o.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	for i, l := range o.Lines {
+		var cust *string
+		if len(l.Customization) > 0 {
+			s := string(l.Customization)
+			cust = &s
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price, customizable, customization)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), o.ID, i+1, l.SKU, l.Name, l.Quantity, l.UnitPrice, l.Customizable, cust)
+		if err != nil {
+			return fmt.Errorf("insert order line %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// EventInput is an event sent to an order through the store.
+type EventInput struct {
+	Event string
+	Actor packline.Actor
+	Data  map[string]any
+	Note  string
+	// ExpectedVersion, when not zero, makes the event a compare-and-set: it
+	// fails with ECONFLICT unless the order is at that version.
+	ExpectedVersion int64
+	// OnlyIn, when set, makes the event a no-op returning ErrStale unless the
+	// order is in one of these states (and, with StateVersion, has not left
+	// and re-entered it): how timers re-check before acting.
+	OnlyIn       []string
+	StateVersion int64
+}
+
+// ErrStale is returned when an event's OnlyIn precondition no longer holds:
+// the order moved on, and the event (a timer, usually) has nothing to do.
+var ErrStale = packline.Errorf(packline.ECONFLICT, "the order has left the state this event was meant for")
+
+// ApplyEvent sends an event to an order and commits the transition, its
+// timeline entries and the effects it owes in one transaction. Transitions of
+// one order are serialized: the order row is locked (PostgreSQL) or the
+// database is (SQLite), and the update is a compare-and-set on the version.
+func (db *DB) ApplyEvent(ctx context.Context, storeID, orderID string, in EventInput) (*packline.Order, error) {
+	var res flows.Result
+	now := db.Now()
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		o, err := db.lockOrder(ctx, tx, storeID, orderID)
+		if err != nil {
+			return err
+		}
+		flow := db.opts.Flows.Get(o.Flow)
+		if flow == nil {
+			return fmt.Errorf("order %s runs flow %q, which is not loaded", o.ID, o.Flow)
+		}
+		if in.ExpectedVersion != 0 && in.ExpectedVersion != o.Version {
+			return &packline.Error{Code: packline.ECONFLICT,
+				Message:       fmt.Sprintf("the order is at version %d, not %d", o.Version, in.ExpectedVersion),
+				AllowedEvents: flow.AllowedEvents(o, in.Actor.Type)}
+		}
+		if len(in.OnlyIn) > 0 {
+			in := contains(in.OnlyIn, o.Status) && (in.StateVersion == 0 || in.StateVersion == o.StateVersion)
+			if !in {
+				return ErrStale
+			}
+		}
+		res, err = flow.Apply(*o, flows.Input{Event: in.Event, Actor: in.Actor, Data: in.Data, Note: in.Note, Now: now, TimerScale: db.TimerScale()})
+		if err != nil {
+			return err
+		}
+		if err := db.updateOrder(ctx, tx, o, &res.Order, now); err != nil {
+			return err
+		}
+		return db.writeResult(ctx, tx, o.Status, res, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.committed(res)
+	return &res.Order, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (db *DB) updateOrder(ctx context.Context, tx *sqlx.Tx, old, o *packline.Order, now time.Time) error {
+	flags, _ := json.Marshal(o.Flags)
+	q := `UPDATE orders SET status = ?, version = ?, state_version = ?, amount_paid = ?, flags = ?, updated_at = ?`
+	args := []any{o.Status, o.Version, o.StateVersion, o.AmountPaid, string(flags), now}
+	if o.StateVersion != old.StateVersion {
+		q += `, state_entered_at = ?`
+		args = append(args, now)
+	}
+	q += ` WHERE id = ? AND version = ?`
+	args = append(args, o.ID, old.Version)
+	r, err := tx.ExecContext(ctx, db.rebind(q), args...)
+	if err != nil {
+		return fmt.Errorf("update order %s: %w", o.ID, err)
+	}
+	if n, _ := r.RowsAffected(); n != 1 {
+		return packline.Errorf(packline.ECONFLICT, "the order changed while this event was applied; send it again")
+	}
+	return nil
+}
+
+// EffectID is the deterministic id of the n-th effect owed at an order's
+// version: the relay uses it as the Asynq TaskID, so a re-send is a no-op.
+func EffectID(orderID string, version int64, n int, typ string) string {
+	h := sha256.Sum256([]byte(orderID + "|" + strconv.FormatInt(version, 10) + "|" + strconv.Itoa(n) + "|" + typ))
+	return "eff_" + hex.EncodeToString(h[:12])
+}
+
+// TimerType is the outbox type of a timer row.
+const TimerType = "order:timer"
+
+// writeResult records what a transition produced: timeline rows, outbox rows
+// (effects, then timers) and the per-state order counts.
+func (db *DB) writeResult(ctx context.Context, tx *sqlx.Tx, prevStatus string, res flows.Result, now time.Time) error {
+	o := &res.Order
+	for _, s := range res.Steps {
+		var data *string
+		if len(s.Data) > 0 {
+			d := string(s.Data)
+			data = &d
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note, data)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), o.ID, o.Version, now, s.Event, s.From, s.To, string(s.Actor.Type), s.Actor.ID, s.Note, data)
+		if err != nil {
+			return fmt.Errorf("insert timeline: %w", err)
+		}
+	}
+	n := 0
+	insert := func(typ string, payload any, runAt time.Time) error {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO outbox (id, order_id, store_id, version, seq, type, payload, status, run_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`), EffectID(o.ID, o.Version, n, typ), o.ID, o.StoreID, o.Version, n, typ, string(b), runAt, now)
+		n++
+		if err != nil {
+			return fmt.Errorf("insert outbox %s: %w", typ, err)
+		}
+		return nil
+	}
+	for _, e := range res.Effects {
+		if err := insert(e.Type, e, now); err != nil {
+			return err
+		}
+	}
+	for _, t := range res.Timers {
+		if err := insert(TimerType, t, t.RunAt.UTC().Truncate(time.Microsecond)); err != nil {
+			return err
+		}
+	}
+	if n > 0 && db.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('packline_outbox', '')`); err != nil {
+			return fmt.Errorf("notify outbox: %w", err)
+		}
+	}
+	if prevStatus != o.Status {
+		if prevStatus != "" {
+			if err := db.bumpCount(ctx, tx, o.Flow, prevStatus, -1); err != nil {
+				return err
+			}
+		}
+		if err := db.bumpCount(ctx, tx, o.Flow, o.Status, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) bumpCount(ctx context.Context, tx *sqlx.Tx, flow, status string, delta int) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO order_counts (flow, status, count) VALUES (?, ?, ?)
+		ON CONFLICT (flow, status) DO UPDATE SET count = order_counts.count + excluded.count`), flow, status, delta)
+	if err != nil {
+		return fmt.Errorf("count orders: %w", err)
+	}
+	return nil
+}
+
+// committed runs after a commit: wake the relay when effects were written.
+func (db *DB) committed(res flows.Result) {
+	if db.opts.OnOutbox != nil && (len(res.Effects) > 0 || len(res.Timers) > 0) {
+		db.opts.OnOutbox()
+	}
+}
+
+// AddNote adds a note to an order's timeline. A note does not change the
+// order's state or version.
+func (db *DB) AddNote(ctx context.Context, storeID, orderID string, actor packline.Actor, text string) (*packline.Order, error) {
+	var o *packline.Order
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		o, err = db.lockOrder(ctx, tx, storeID, orderID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
+			VALUES (?, ?, ?, 'note', ?, ?, ?, ?, ?)`), o.ID, o.Version, db.Now(), o.Status, o.Status, string(actor.Type), actor.ID, text)
+		if err != nil {
+			return fmt.Errorf("add note: %w", err)
+		}
+		return nil
+	})
+	return o, err
+}
