@@ -120,6 +120,7 @@ type Transition struct {
 	// changes state owes order.<to> and one that does not owes none.
 	Webhook string
 	line    int
+	lines   keyLines
 }
 
 // EffectSpec is an effect a transition owes.
@@ -146,6 +147,19 @@ type TimerSpec struct {
 	Offset time.Duration
 	While  []string
 	line   int
+	lines  keyLines
+}
+
+// keyLines maps a key of a flow file mapping to the line of its value, so
+// an error about one field points at that field.
+type keyLines map[string]int
+
+// at returns the line of key, or def when the key was not written.
+func (l keyLines) at(key string, def int) int {
+	if n, ok := l[key]; ok {
+		return n
+	}
+	return def
 }
 
 // State returns the named state, or nil.

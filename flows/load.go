@@ -426,9 +426,10 @@ func (p *parser) guards(n *yaml.Node) ([]Guard, error) {
 }
 
 func (p *parser) transition(n *yaml.Node, what string) (*Transition, error) {
-	t := &Transition{line: n.Line}
+	t := &Transition{line: n.Line, lines: keyLines{}}
 	err := p.fields(n, what, func(key string, k, v *yaml.Node) (bool, error) {
 		var err error
+		t.lines[key] = v.Line
 		switch key {
 		case "from":
 			t.From, err = p.strs(v, "from")
@@ -510,9 +511,10 @@ func (p *parser) effects(n *yaml.Node) ([]EffectSpec, error) {
 }
 
 func (p *parser) timer(n *yaml.Node) (*TimerSpec, error) {
-	t := &TimerSpec{line: n.Line}
+	t := &TimerSpec{line: n.Line, lines: keyLines{}}
 	err := p.fields(n, "a timer", func(key string, k, v *yaml.Node) (bool, error) {
 		var err error
+		t.lines[key] = v.Line
 		switch key {
 		case "event":
 			t.Event, err = p.str(v, "event")

@@ -66,28 +66,28 @@ func (p *parser) validate(f *Flow) error {
 		for _, s := range t.From {
 			st := f.states[s]
 			if st == nil {
-				return at(t.line, "%s: unknown state %q", where, s)
+				return at(t.lines.at("from", t.line), "%s: unknown state %q", where, s)
 			}
 			if st.Terminal {
-				return at(t.line, "%s: leaves terminal state %q", where, s)
+				return at(t.lines.at("from", t.line), "%s: leaves terminal state %q", where, s)
 			}
 		}
 		if t.To != "" && f.states[t.To] == nil {
-			return at(t.line, "%s: unknown state %q", where, t.To)
+			return at(t.lines.at("to", t.line), "%s: unknown state %q", where, t.To)
 		}
 		for _, g := range t.Guards {
-			if err := guard(t.line, g, where); err != nil {
+			if err := guard(t.lines.at("guard", t.line), g, where); err != nil {
 				return err
 			}
 		}
-		if err := flags(t.line, t.Set, where); err != nil {
+		if err := flags(t.lines.at("set", t.line), t.Set, where); err != nil {
 			return err
 		}
-		if err := flags(t.line, t.Unset, where); err != nil {
+		if err := flags(t.lines.at("unset", t.line), t.Unset, where); err != nil {
 			return err
 		}
 		if t.Webhook != "" && !strings.HasPrefix(t.Webhook, "order.") {
-			return at(t.line, "%s: webhook type %q must start with order.", where, t.Webhook)
+			return at(t.lines.at("webhook", t.line), "%s: webhook type %q must start with order.", where, t.Webhook)
 		}
 		return effects(t.Effects, where)
 	}
@@ -114,28 +114,28 @@ func (p *parser) validate(f *Flow) error {
 			return err
 		}
 		if t.To == "" || t.from(t.To) {
-			return at(t.line, "automatic transition: must move to another state")
+			return at(t.lines.at("to", t.line), "automatic transition: must move to another state")
 		}
 	}
 	for _, t := range f.Timers {
 		e := f.events[t.Event]
 		if e == nil {
-			return at(t.line, "timer: unknown event %q", t.Event)
+			return at(t.lines.at("event", t.line), "timer: unknown event %q", t.Event)
 		}
 		if !e.allows(packline.ActorSystem) {
-			return at(t.line, "timer %s: the event must allow the system actor", t.Event)
+			return at(t.lines.at("event", t.line), "timer %s: the event must allow the system actor", t.Event)
 		}
-		states := t.While
+		states, line := t.While, t.lines.at("while", t.line)
 		if t.In != "" {
-			states = []string{t.In}
+			states, line = []string{t.In}, t.lines.at("in", t.line)
 		}
 		for _, s := range states {
 			st := f.states[s]
 			if st == nil {
-				return at(t.line, "timer %s: unknown state %q", t.Event, s)
+				return at(line, "timer %s: unknown state %q", t.Event, s)
 			}
 			if st.Terminal {
-				return at(t.line, "timer %s: set on terminal state %q, where it could never act", t.Event, s)
+				return at(line, "timer %s: set on terminal state %q, where it could never act", t.Event, s)
 			}
 		}
 	}

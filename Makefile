@@ -1,0 +1,36 @@
+# packline — make help lists every target.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 15s
+
+.PHONY: help build test test-short lint fuzz bench dev migrate tidy
+
+help: ## list every target
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/packline
+	$(GO) build -o bin/packline ./cmd/packline
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+test: lint ## lint, every test (PostgreSQL/Redis when TEST_DATABASE_URL/TEST_REDIS_URL are set, else SQLite and in-process Redis), and a short fuzz run
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	$(MAKE) fuzz
+
+test-short: ## every test, without the race detector or fuzzing
+	$(GO) test -count=1 $(PKGS)
+
+fuzz: ## fuzz order decoding for FUZZTIME (default 15s)
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateOrder$$' -fuzztime $(FUZZTIME) ./api
+
+bench: ## Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+dev: ## run every role in one process on embedded defaults (SQLite, in-process Redis)
+	$(GO) run ./cmd/packline dev
+
+migrate: ## apply migrations to DATABASE_URL
+	$(GO) run ./cmd/packline migrate

@@ -1,0 +1,185 @@
+// Package api is packline's intake HTTP API (API.md): storefronts create
+// orders, merchants and customers send events, couriers and payment
+// providers call back. It speaks to the database through store and never
+// imports worker code.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/packline/packline"
+	"github.com/packline/packline/store"
+	"golang.org/x/time/rate"
+)
+
+// Config configures the API.
+type Config struct {
+	DB     *store.DB
+	Logger *slog.Logger
+	// RateLimit is the sustained requests per second allowed per API key
+	// (0: 50); RateBurst the burst (0: 100).
+	RateLimit float64
+	RateBurst int
+	// Middleware wraps the router (metrics instrumentation); it sees
+	// r.Pattern after routing.
+	Middleware func(http.Handler) http.Handler
+}
+
+// Server is the intake API.
+type Server struct {
+	db      *store.DB
+	log     *slog.Logger
+	mux     *http.ServeMux
+	limit   rate.Limit
+	burst   int
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public     access = iota // no API key: signed callbacks
+	storefront               // a storefront or merchant key
+	merchant                 // a merchant key only
+)
+
+type route struct {
+	method, pattern string
+	access          access
+	handle          func(s *Server, w http.ResponseWriter, r *http.Request, k store.Key)
+}
+
+// routes is every route the API serves; api/openapi.yaml must describe
+// exactly these (TestOpenAPIMatchesRoutes).
+var routes = []route{
+	{"POST", "/v1/orders", storefront, (*Server).createOrder},
+	{"GET", "/v1/orders", storefront, (*Server).listOrders},
+	{"GET", "/v1/orders/{id}", storefront, (*Server).getOrder},
+	{"POST", "/v1/orders/{id}/events", storefront, (*Server).sendEvent},
+	{"POST", "/v1/orders/{id}/notes", merchant, (*Server).addNote},
+	{"PUT", "/v1/stock/{sku}", merchant, (*Server).putStock},
+	{"GET", "/v1/stock/{sku}", merchant, (*Server).getStock},
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	s := &Server{db: cfg.DB, log: cfg.Logger, mux: http.NewServeMux(), limit: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst,
+		buckets: map[string]*rate.Limiter{}}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.limit <= 0 {
+		s.limit = 50
+	}
+	if s.burst <= 0 {
+		s.burst = 100
+	}
+	for _, rt := range routes {
+		rt := rt
+		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			var k store.Key
+			if rt.access != public {
+				var err error
+				if k, err = s.authenticate(r, rt.access); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			rt.handle(s, w, r, k)
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, packline.Errorf(packline.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	var h http.Handler = s.mux
+	if cfg.Middleware != nil {
+		h = cfg.Middleware(h)
+	}
+	return s.recoverer(withRequestID(h))
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// withRequestID takes the client's X-Request-Id (when sane) or makes one,
+// and echoes it back.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < '!' || r > '~' }) {
+			var b [8]byte
+			rand.Read(b[:])
+			id = "req_" + hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// recoverer turns a panic into a logged 500 that shows no internals.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "value", v, "stack", string(debug.Stack()))
+				s.writeError(w, r, errPanic)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "panic in handler" }
+
+var errPanic error = panicError{}
+
+// authenticate checks the bearer key, its scope and its rate.
+func (s *Server) authenticate(r *http.Request, need access) (store.Key, error) {
+	h := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || strings.TrimSpace(key) == "" {
+		return store.Key{}, packline.Errorf(packline.EUNAUTHORIZED, "send your API key as Authorization: Bearer <key>")
+	}
+	k, err := s.db.Authenticate(r.Context(), strings.TrimSpace(key))
+	if err != nil {
+		return store.Key{}, err
+	}
+	if need == merchant && k.Scope != store.ScopeMerchant {
+		return store.Key{}, packline.Errorf(packline.EFORBIDDEN, "this needs a merchant key; a %s key may not", k.Scope)
+	}
+	if !s.allow(k.ID) {
+		return store.Key{}, packline.Errorf(packline.ERATELIMIT, "too many requests for this API key; slow down")
+	}
+	return k, nil
+}
+
+func (s *Server) allow(keyID string) bool {
+	s.mu.Lock()
+	b := s.buckets[keyID]
+	if b == nil {
+		b = rate.NewLimiter(s.limit, s.burst)
+		s.buckets[keyID] = b
+	}
+	s.mu.Unlock()
+	return b.Allow()
+}

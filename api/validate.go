@@ -1,0 +1,262 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/packline/packline"
+)
+
+// Limits on what an order may hold.
+const (
+	maxLines        = 500
+	maxQuantity     = 1_000_000
+	maxShortString  = 200
+	maxSKU          = 64
+	maxNotes        = 2000
+	maxBlob         = 16 << 10 // metadata, customization
+	maxMetadataKeys = 50
+	maxIdemKey      = 255
+)
+
+// createOrderRequest is the body of POST /v1/orders.
+type createOrderRequest struct {
+	Flow            string          `json:"flow"`
+	ExternalID      string          `json:"external_id"`
+	Currency        string          `json:"currency"`
+	Customer        *customerInput  `json:"customer"`
+	ShippingAddress *addressInput   `json:"shipping_address"`
+	Lines           []lineInput     `json:"lines"`
+	ShipDate        string          `json:"ship_date"`
+	Payment         *paymentInput   `json:"payment"`
+	Notes           string          `json:"notes"`
+	Metadata        json.RawMessage `json:"metadata"`
+}
+
+type customerInput struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Phone string `json:"phone"`
+}
+
+type addressInput struct {
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2"`
+	City       string `json:"city"`
+	State      string `json:"state"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+type lineInput struct {
+	SKU           string          `json:"sku"`
+	Name          string          `json:"name"`
+	Quantity      *int64          `json:"quantity"`
+	UnitPrice     *int64          `json:"unit_price"`
+	Customizable  bool            `json:"customizable"`
+	Customization json.RawMessage `json:"customization"`
+}
+
+type paymentInput struct {
+	Method string `json:"method"`
+}
+
+var (
+	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+	countryRE  = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// text checks a single-line string: valid UTF-8, no control characters, at
+// most max bytes; required ones may not be blank.
+func text(field, s string, max int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return packline.FieldError(field, "%s is required", field)
+	}
+	if len(s) > max {
+		return packline.FieldError(field, "%s must be at most %d bytes", field, max)
+	}
+	if !utf8.ValidString(s) {
+		return packline.FieldError(field, "%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return packline.FieldError(field, "%s may not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+// multiline is text that may hold newlines and tabs, but no other control
+// characters (PostgreSQL refuses NUL).
+func multiline(field, s string, max int) error {
+	if len(s) > max {
+		return packline.FieldError(field, "%s must be at most %d bytes", field, max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+			return packline.FieldError(field, "%s may not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+// toOrder validates the request and returns the order it describes.
+func (req *createOrderRequest) toOrder() (packline.Order, error) {
+	var o packline.Order
+	if err := text("flow", req.Flow, 64, false); err != nil {
+		return o, err
+	}
+	if err := text("external_id", req.ExternalID, 128, false); err != nil {
+		return o, err
+	}
+	if req.Currency == "" {
+		return o, packline.FieldError("currency", "currency is required (ISO 4217, e.g. USD)")
+	}
+	if !currencyRE.MatchString(req.Currency) {
+		return o, packline.FieldError("currency", "currency must be an upper-case ISO 4217 code such as USD")
+	}
+	if _, ok := packline.CurrencyExponent(req.Currency); !ok {
+		return o, packline.FieldError("currency", "unknown currency %q", req.Currency)
+	}
+	var addr *packline.Address
+	if a := req.ShippingAddress; a != nil {
+		for _, f := range []struct {
+			name, v  string
+			required bool
+		}{
+			{"shipping_address.line1", a.Line1, true}, {"shipping_address.line2", a.Line2, false},
+			{"shipping_address.city", a.City, true}, {"shipping_address.state", a.State, false},
+			{"shipping_address.postal_code", a.PostalCode, false},
+		} {
+			if err := text(f.name, f.v, maxShortString, f.required); err != nil {
+				return o, err
+			}
+		}
+		if !countryRE.MatchString(a.Country) {
+			return o, packline.FieldError("shipping_address.country", "country must be an ISO 3166-1 alpha-2 code such as DZ")
+		}
+		addr = &packline.Address{Line1: a.Line1, Line2: a.Line2, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
+	}
+	c := req.Customer
+	if c == nil {
+		return o, packline.FieldError("customer", "customer is required")
+	}
+	if err := text("customer.name", c.Name, maxShortString, true); err != nil {
+		return o, err
+	}
+	email := strings.TrimSpace(c.Email)
+	if email != "" {
+		a, err := mail.ParseAddress(email)
+		if err != nil || a.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+			return o, packline.FieldError("customer.email", "customer.email is not an email address")
+		}
+	}
+	phone := ""
+	if c.Phone != "" {
+		country := ""
+		if addr != nil {
+			country = addr.Country
+		}
+		var err error
+		if phone, err = NormalizePhone(c.Phone, country); err != nil {
+			return o, packline.FieldError("customer.phone", "%v", err)
+		}
+	}
+	if email == "" && phone == "" {
+		return o, packline.FieldError("customer", "customer needs an email or a phone to be told about the order")
+	}
+	if len(req.Lines) == 0 {
+		return o, packline.FieldError("lines", "an order needs at least one line")
+	}
+	if len(req.Lines) > maxLines {
+		return o, packline.FieldError("lines", "an order may have at most %d lines", maxLines)
+	}
+	lines := make([]packline.Line, len(req.Lines))
+	for i, l := range req.Lines {
+		p := fmt.Sprintf("lines[%d].", i)
+		if err := text(p+"sku", l.SKU, maxSKU, true); err != nil {
+			return o, err
+		}
+		if strings.ContainsAny(l.SKU, " /?#%") {
+			return o, packline.FieldError(p+"sku", "a SKU may not contain spaces or / ? # %%")
+		}
+		if err := text(p+"name", l.Name, maxShortString, true); err != nil {
+			return o, err
+		}
+		if l.Quantity == nil {
+			return o, packline.FieldError(p+"quantity", "quantity is required")
+		}
+		if *l.Quantity <= 0 || *l.Quantity > maxQuantity {
+			return o, packline.FieldError(p+"quantity", "quantity must be between 1 and %d", maxQuantity)
+		}
+		if l.UnitPrice == nil {
+			return o, packline.FieldError(p+"unit_price", "unit_price is required (integer minor units)")
+		}
+		if *l.UnitPrice < 0 {
+			return o, packline.FieldError(p+"unit_price", "unit_price may not be negative")
+		}
+		cust, err := blob(p+"customization", l.Customization)
+		if err != nil {
+			return o, err
+		}
+		lines[i] = packline.Line{SKU: l.SKU, Name: l.Name, Quantity: *l.Quantity, UnitPrice: *l.UnitPrice,
+			Customizable: l.Customizable, Customization: cust}
+	}
+	if req.ShipDate != "" {
+		if _, err := time.Parse(time.DateOnly, req.ShipDate); err != nil {
+			return o, packline.FieldError("ship_date", "ship_date must be a date like 2026-03-31")
+		}
+	}
+	method := ""
+	if req.Payment != nil {
+		if err := text("payment.method", req.Payment.Method, 255, false); err != nil {
+			return o, err
+		}
+		method = req.Payment.Method
+	}
+	if err := multiline("notes", req.Notes, maxNotes); err != nil {
+		return o, err
+	}
+	meta, err := blob("metadata", req.Metadata)
+	if err != nil {
+		return o, err
+	}
+	if meta != nil {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(meta, &m) != nil {
+			return o, packline.FieldError("metadata", "metadata must be a JSON object")
+		}
+		if len(m) > maxMetadataKeys {
+			return o, packline.FieldError("metadata", "metadata may have at most %d keys", maxMetadataKeys)
+		}
+	}
+	o = packline.Order{Flow: req.Flow, ExternalID: req.ExternalID, Currency: req.Currency,
+		Customer:        packline.Customer{Name: c.Name, Email: email, Phone: phone},
+		ShippingAddress: addr, Lines: lines, ShipDate: req.ShipDate, PaymentMethod: method,
+		Notes: req.Notes, Metadata: meta}
+	return o, nil
+}
+
+// blob checks a free-form JSON value (metadata, customization): at most
+// maxBlob bytes; null counts as absent.
+func blob(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if len(raw) > maxBlob {
+		return nil, packline.FieldError(field, "%s must be at most %d bytes of JSON", field, maxBlob)
+	}
+	// Compact it so what is stored does not depend on the client's spacing.
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, packline.FieldError(field, "%s is not valid JSON", field)
+	}
+	return json.RawMessage(buf.Bytes()), nil
+}
