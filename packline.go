@@ -131,9 +131,9 @@ type TimelineEntry struct {
 	At      time.Time       `json:"at"`
 	Version int64           `json:"version"`
 	Event   string          `json:"event"`
-	From    string          `json:"from,omitempty"`
+	From    string          `json:"from"`
 	To      string          `json:"to"`
 	Actor   Actor           `json:"actor"`
-	Note    string          `json:"note,omitempty"`
+	Note    string          `json:"note"`
 	Data    json.RawMessage `json:"data,omitempty"`
 }

@@ -30,7 +30,7 @@ type orderView struct {
 	Payment         *paymentInput            `json:"payment,omitempty"`
 	Notes           string                   `json:"notes,omitempty"`
 	Metadata        json.RawMessage          `json:"metadata,omitempty"`
-	Payments        []any                    `json:"payments"`
+	Payments        []store.Payment          `json:"payments"`
 	Shipments       []any                    `json:"shipments"`
 	AllowedEvents   []string                 `json:"allowed_events"`
 	Timeline        []packline.TimelineEntry `json:"timeline,omitempty"`
@@ -49,7 +49,7 @@ func (s *Server) view(o *packline.Order, k store.Key) orderView {
 	v := orderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
 		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
 		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
-		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: []any{}, Shipments: []any{},
+		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: []store.Payment{}, Shipments: []any{},
 		AllowedEvents: []string{}, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 	if o.PaymentMethod != "" {
 		v.Payment = &paymentInput{Method: o.PaymentMethod}
@@ -64,7 +64,7 @@ func (s *Server) view(o *packline.Order, k store.Key) orderView {
 	return v
 }
 
-// fullView adds the timeline.
+// fullView adds the timeline and the payment attempts.
 func (s *Server) fullView(ctx context.Context, o *packline.Order, k store.Key) (orderView, error) {
 	v := s.view(o, k)
 	tl, err := s.db.Timeline(ctx, o.ID)
@@ -72,6 +72,9 @@ func (s *Server) fullView(ctx context.Context, o *packline.Order, k store.Key) (
 		return v, err
 	}
 	v.Timeline = tl
+	if v.Payments, err = s.db.Payments(ctx, o.ID); err != nil {
+		return v, err
+	}
 	return v, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/packline/packline"
 	"github.com/packline/packline/store"
@@ -104,8 +105,32 @@ func New(cfg Config) http.Handler {
 	if cfg.Middleware != nil {
 		h = cfg.Middleware(h)
 	}
-	return s.recoverer(withRequestID(h))
+	return s.recoverer(withRequestID(s.accessLog(h)))
 }
+
+// accessLog logs one line per request: method, route pattern, status and
+// latency, never bodies or query strings.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern, "status", rec.status,
+			"duration_ms", time.Since(start).Milliseconds(), "request_id", requestID(r.Context()))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type ctxKey int
 

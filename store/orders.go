@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/metrics"
 )
 
 // Idempotency is a client's Idempotency-Key and the hash of its request.
@@ -181,6 +182,23 @@ func (db *DB) ApplyEvent(ctx context.Context, storeID, orderID string, in EventI
 	var res flows.Result
 	now := db.Now()
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		res, err = db.applyEvent(ctx, tx, storeID, orderID, in, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.committed(res)
+	return &res.Order, nil
+}
+
+// applyEvent is ApplyEvent within tx, for callers that commit the event with
+// other writes (the fleet marks an effect done in the same transaction as
+// the event it reports). The caller calls db.committed after the commit.
+func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, storeID, orderID string, in EventInput, now time.Time) (flows.Result, error) {
+	var res flows.Result
+	err := func() error {
 		o, err := db.lockOrder(ctx, tx, storeID, orderID)
 		if err != nil {
 			return err
@@ -208,12 +226,8 @@ func (db *DB) ApplyEvent(ctx context.Context, storeID, orderID string, in EventI
 			return err
 		}
 		return db.writeResult(ctx, tx, o.Status, res, now)
-	})
-	if err != nil {
-		return nil, err
-	}
-	db.committed(res)
-	return &res.Order, nil
+	}()
+	return res, err
 }
 
 func contains(ss []string, s string) bool {
@@ -322,8 +336,16 @@ func (db *DB) bumpCount(ctx context.Context, tx *sqlx.Tx, flow, status string, d
 	return nil
 }
 
-// committed runs after a commit: wake the relay when effects were written.
+// committed runs after a commit: count it, and wake the relay when effects
+// were written.
 func (db *DB) committed(res flows.Result) {
+	for _, st := range res.Steps {
+		if st.Event == "created" {
+			metrics.OrderCreated(res.Order.Flow)
+			continue
+		}
+		metrics.Transition(res.Order.Flow, st.Event, st.To)
+	}
 	if db.opts.OnOutbox != nil && (len(res.Effects) > 0 || len(res.Timers) > 0) {
 		db.opts.OnOutbox()
 	}

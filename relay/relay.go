@@ -1,0 +1,432 @@
+// Package relay moves committed outbox rows into Asynq: the half of the
+// transactional outbox that runs after the commit.
+//
+// A Relay (packline relay, several replicas allowed) claims due pending rows
+// in batches (FOR UPDATE SKIP LOCKED on PostgreSQL), marks them enqueued and
+// hands them to Asynq with TaskID = effect id, so handing one over twice is
+// a no-op (asynq.ErrTaskIDConflict means "already there"). It wakes on
+// every commit that wrote outbox rows (LISTEN packline_outbox on
+// PostgreSQL, Wake in-process) and polls as a fallback.
+//
+// Timers stay pending in the database until they are due: the relay sleeps
+// until the earliest one, so Redis never holds a seven-day expiry it could
+// lose. Work Redis does lose (a flush, a restart without persistence, a
+// worker killed holding a task) is found by the sweep: a row enqueued and
+// neither relayed nor started for Options.RedeliverAfter, whose task Asynq
+// no longer has waiting, is handed over again (TaskID effect id + "-r<n>").
+// The sweep also registers the queues again after a flush, which a
+// long-lived asynq.Client does not do.
+//
+// A Scheduler (packline scheduler) runs only the sweep, on a timer: overdue
+// rows (timers and effects no relay took) and stuck ones.
+//
+// An outbox row's life:
+//
+//	pending ──relay claims (run_at due)──▶ enqueued ──worker: event + done mark, one tx──▶ done
+//	   ▲                                     │  │
+//	   └──── Asynq refused the enqueue ──────┘  ├──worker: last retry, or SkipRetry──▶ failed
+//	                                            └──sweep: task lost ──▶ enqueued again (task id -r<n>)
+//
+// Rows of types the relay is not given (Options.Types) stay pending.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/lib/pq"
+	"github.com/packline/packline/store"
+	"github.com/packline/packline/tasks"
+	"github.com/redis/go-redis/v9"
+)
+
+// NotifyChannel is the PostgreSQL channel a commit that wrote outbox rows
+// notifies (store.writeResult).
+const NotifyChannel = "packline_outbox"
+
+// Options configure a Relay. Zero values take the defaults noted.
+type Options struct {
+	// Batch is how many rows one claim takes (default 100).
+	Batch int
+	// PollInterval bounds how long the relay sleeps without a wake-up
+	// (default 1s).
+	PollInterval time.Duration
+	// RedeliverAfter is how long a row may stay enqueued, neither relayed
+	// nor started by a worker, before the sweep looks at whether Asynq
+	// still has it (default 2m; it must exceed tasks.MaxTimeout, or a slow
+	// task is run twice, harmlessly but for nothing).
+	RedeliverAfter time.Duration
+	// SweepInterval is how often Run sweeps (default RedeliverAfter/4,
+	// at most 30s).
+	SweepInterval time.Duration
+	// Types, when set, limits the relay to these task types: rows of
+	// other types (effects with no handler yet) stay pending and visible.
+	// workers.HandledTypes gives the list for a worker's Deps.
+	Types []string
+	// Redis is the connection the client uses; with it the sweep checks
+	// whether a stale row's task is still waiting in Asynq before handing
+	// it over again, and registers the queues again after a flush. Without
+	// it, a stale row is always handed over again (harmless: handlers are
+	// idempotent) and queues are not re-registered.
+	Redis asynq.RedisConnOpt
+	// ListenURL is the PostgreSQL URL to LISTEN on for commits; empty
+	// means no LISTEN (the in-process Wake and the poll remain).
+	ListenURL string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Batch <= 0 {
+		o.Batch = 100
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.RedeliverAfter <= 0 {
+		o.RedeliverAfter = 2 * time.Minute
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = min(o.RedeliverAfter/4, 30*time.Second)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Relay moves outbox rows into Asynq.
+type Relay struct {
+	db     *store.DB
+	client *asynq.Client
+	opts   Options
+	log    *slog.Logger
+	wake   chan struct{}
+
+	inspector *asynq.Inspector
+	rdb       redis.UniversalClient
+}
+
+// New returns a relay of db's outbox into Asynq through client. Call Run.
+func New(db *store.DB, client *asynq.Client, opts Options) *Relay {
+	opts.defaults()
+	r := &Relay{db: db, client: client, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+	if opts.Redis != nil {
+		r.inspector = asynq.NewInspector(opts.Redis)
+		if c, ok := opts.Redis.MakeRedisClient().(redis.UniversalClient); ok {
+			r.rdb = c
+		}
+	}
+	return r
+}
+
+// Types returns the task types the relay hands over (nil: every type).
+func (r *Relay) Types() []string { return r.opts.Types }
+
+// Wake makes Run look at the outbox now. It never blocks; wire it to
+// store.Options.OnOutbox so an in-process commit is relayed at once.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx is done: on every wake-up, at the earliest pending
+// timer, at least every PollInterval, and sweeps every SweepInterval. It
+// returns nil when ctx is done; database and Redis errors are logged and
+// retried, never fatal.
+func (r *Relay) Run(ctx context.Context) error {
+	defer r.close()
+	if r.opts.ListenURL != "" {
+		stop := r.listen(ctx)
+		defer stop()
+	}
+	lastSweep := time.Time{}
+	for {
+		if time.Since(lastSweep) >= r.opts.SweepInterval {
+			if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "relay sweep", "err", err)
+			}
+			lastSweep = time.Now()
+		}
+		if _, err := r.RelayDue(ctx); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "relay outbox", "err", err)
+		}
+		wait := min(r.opts.PollInterval, r.opts.SweepInterval-time.Since(lastSweep))
+		if at, ok, err := r.db.NextDueEffect(ctx, r.opts.Types); err == nil && ok {
+			wait = min(wait, time.Until(at))
+		}
+		wait = max(wait, time.Millisecond)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RelayDue hands every due pending row to Asynq, batch after batch, and
+// returns how many it handed over.
+func (r *Relay) RelayDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		rows, err := r.db.ClaimDueEffects(ctx, r.opts.Batch, r.opts.Types)
+		if err != nil {
+			return total, err
+		}
+		for i, row := range rows {
+			if err := r.enqueue(ctx, row, row.Deliveries); err != nil {
+				r.log.WarnContext(ctx, "enqueue effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
+				r.release(ctx, rows[i:], err)
+				return total, err
+			}
+			total++
+		}
+		if len(rows) < r.opts.Batch {
+			return total, nil
+		}
+	}
+}
+
+// release puts claimed rows Asynq did not get back to pending for the next
+// pass; if even that fails, the sweep finds them enqueued and stale.
+func (r *Relay) release(ctx context.Context, rows []store.EffectRow, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, row := range rows {
+		if err := r.db.ReleaseEffect(ctx, row.ID, "relay: "+cause.Error()); err != nil {
+			r.log.WarnContext(ctx, "release effect", "effect_id", row.ID, "err", err)
+			return
+		}
+	}
+}
+
+// enqueue hands one row to Asynq as its delivery-th task; a task id Asynq
+// holds already counts as handed over.
+func (r *Relay) enqueue(ctx context.Context, row store.EffectRow, delivery int) error {
+	p := tasks.Payload{EffectID: row.ID, OrderID: row.OrderID, StoreID: row.StoreID, Version: row.Version, Type: row.Type, Delivery: delivery}
+	if row.Type == store.TimerType {
+		t, err := row.Timer()
+		if err != nil {
+			return err
+		}
+		p.Timer = &t
+	} else {
+		e, err := row.Effect()
+		if err != nil {
+			return err
+		}
+		p.Effect = &e
+	}
+	// Only due rows get here (by the store's clock): run now.
+	t, err := tasks.New(p, asynq.ProcessIn(0))
+	if err != nil {
+		return err
+	}
+	_, err = r.client.EnqueueContext(ctx, t)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s %s: %w", row.Type, tasks.TaskID(row.ID, delivery), err)
+	}
+	return nil
+}
+
+// SweepResult counts what a sweep did.
+type SweepResult struct {
+	// Relayed is the number of due pending rows handed to Asynq.
+	Relayed int
+	// Stale is the number of rows enqueued too long without a worker.
+	Stale int
+	// Redelivered is how many of those were handed over again because
+	// Asynq no longer had them waiting.
+	Redelivered int
+}
+
+// Sweep registers the queues again (after a Redis flush), relays overdue
+// pending rows, and looks at every row enqueued longer than RedeliverAfter
+// without a worker starting it: if Asynq still has its task waiting
+// (pending, scheduled, retry) it is left alone, otherwise (lost in a flush
+// or restart, or held by a worker that died) it is handed over again as a
+// new delivery. Run calls it every SweepInterval; the scheduler role calls
+// it through Scheduler.
+func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	r.registerQueues(ctx)
+	n, err := r.RelayDue(ctx)
+	res.Relayed = n
+	if err != nil {
+		return res, err
+	}
+	for {
+		rows, err := r.db.ClaimStaleEffects(ctx, r.opts.RedeliverAfter, r.opts.Batch, r.opts.Types)
+		if err != nil {
+			return res, err
+		}
+		for _, row := range rows {
+			res.Stale++
+			if r.waiting(ctx, row) {
+				continue
+			}
+			if err := r.enqueue(ctx, row, row.Deliveries+1); err != nil {
+				r.log.WarnContext(ctx, "redeliver effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
+				continue
+			}
+			if err := r.db.MarkRedelivered(ctx, row.ID); err != nil {
+				return res, err
+			}
+			res.Redelivered++
+			r.log.InfoContext(ctx, "effect redelivered", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID,
+				"delivery", row.Deliveries+1)
+		}
+		if len(rows) < r.opts.Batch {
+			return res, nil
+		}
+	}
+}
+
+// waiting reports whether Asynq still holds the row's latest task in a state
+// from which it will run by itself. Without an inspector, or when Redis
+// cannot say, it reports false: a needless redelivery is harmless.
+func (r *Relay) waiting(ctx context.Context, row store.EffectRow) bool {
+	if r.inspector == nil {
+		return false
+	}
+	pol, ok := tasks.PolicyOf(row.Type)
+	if !ok {
+		return false
+	}
+	info, err := r.inspector.GetTaskInfo(pol.Queue, tasks.TaskID(row.ID, row.Deliveries))
+	if err != nil {
+		return false
+	}
+	switch info.State {
+	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateAggregating:
+		return true
+	}
+	return false
+}
+
+// registerQueues adds the queue names to Asynq's set of queues (the key
+// asynq:queues) if a flush removed them: a long-lived asynq.Client adds a
+// queue only on its first enqueue, and the dashboard and inspector list
+// only registered queues.
+func (r *Relay) registerQueues(ctx context.Context) {
+	if r.rdb == nil {
+		return
+	}
+	names := make([]any, 0, len(tasks.Queues))
+	for q := range tasks.Queues {
+		names = append(names, q)
+	}
+	if err := r.rdb.SAdd(ctx, "asynq:queues", names...).Err(); err != nil && ctx.Err() == nil {
+		r.log.WarnContext(ctx, "register queues", "err", err)
+	}
+}
+
+// listen wakes the relay on every NOTIFY of NotifyChannel, and once after
+// each reconnect (notifications sent while disconnected are lost).
+func (r *Relay) listen(ctx context.Context) (stop func()) {
+	l := pq.NewListener(r.opts.ListenURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "outbox listener", "event", ev, "err", err)
+		}
+	})
+	if err := l.Listen(NotifyChannel); err != nil {
+		r.log.WarnContext(ctx, "listen for outbox commits; polling only", "err", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.Notify:
+				// A nil notification follows a reconnect: wake as well.
+				r.Wake()
+			}
+		}
+	}()
+	return func() {
+		l.Close()
+		<-done
+	}
+}
+
+func (r *Relay) close() {
+	if r.inspector != nil {
+		r.inspector.Close()
+		r.inspector = nil
+	}
+	if r.rdb != nil {
+		r.rdb.Close()
+		r.rdb = nil
+	}
+}
+
+// Waker forwards store.Options.OnOutbox to a relay made after the store
+// (relay.New needs the *store.DB): open the store with OnOutbox: w.Wake,
+// then call w.Set(r.Wake). Until Set, Wake does nothing (the relay's first
+// pass finds those rows anyway).
+type Waker struct {
+	fn atomic.Pointer[func()]
+}
+
+// Wake calls the function given to Set, if any.
+func (w *Waker) Wake() {
+	if f := w.fn.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// Set points the waker at f (a relay's Wake).
+func (w *Waker) Set(f func()) { w.fn.Store(&f) }
+
+// Scheduler is the scheduler role: it sweeps the outbox every interval
+// (Relay.Sweep), so overdue timers and effects are relayed and stuck ones
+// redelivered even when no relay is awake. It needs no LISTEN.
+type Scheduler struct {
+	relay    *Relay
+	interval time.Duration
+}
+
+// NewScheduler returns a scheduler sweeping db's outbox into client every
+// opts.SweepInterval.
+func NewScheduler(db *store.DB, client *asynq.Client, opts Options) *Scheduler {
+	opts.ListenURL = ""
+	r := New(db, client, opts)
+	return &Scheduler{relay: r, interval: r.opts.SweepInterval}
+}
+
+// Run sweeps until ctx is done; it returns nil then.
+func (s *Scheduler) Run(ctx context.Context) error {
+	defer s.relay.close()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		if res, err := s.relay.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.relay.log.WarnContext(ctx, "scheduler sweep", "err", err)
+		} else if res.Relayed+res.Redelivered > 0 {
+			s.relay.log.InfoContext(ctx, "scheduler sweep", "relayed", res.Relayed, "stale", res.Stale, "redelivered", res.Redelivered)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs one sweep now.
+func (s *Scheduler) Sweep(ctx context.Context) (SweepResult, error) { return s.relay.Sweep(ctx) }

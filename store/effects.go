@@ -1,0 +1,403 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
+)
+
+// Outbox row statuses: pending → enqueued → done, or failed once the fleet
+// gave up (last_error says why). Redelivery keeps a row enqueued.
+const (
+	EffectPending  = "pending"
+	EffectEnqueued = "enqueued"
+	EffectDone     = "done"
+	EffectFailed   = "failed"
+)
+
+// EffectRow is an outbox row with the fleet's delivery bookkeeping.
+type EffectRow struct {
+	OutboxRow
+	// Deliveries counts the times the relay handed the row to Asynq.
+	Deliveries int `db:"deliveries"`
+	// StartedAt is when a worker last began running the row.
+	StartedAt sql.NullTime `db:"started_at"`
+}
+
+// Final reports whether the row is done or failed: nothing more will run.
+func (r *EffectRow) Final() bool { return r.Status == EffectDone || r.Status == EffectFailed }
+
+const effectColumns = outboxColumns + `, deliveries, started_at`
+
+func (r *EffectRow) utc() {
+	r.RunAt, r.CreatedAt = r.RunAt.UTC(), r.CreatedAt.UTC()
+}
+
+// Effect returns one outbox row by its effect id; ENOTFOUND when there is none.
+func (db *DB) Effect(ctx context.Context, id string) (EffectRow, error) {
+	var r EffectRow
+	err := db.db.GetContext(ctx, &r, db.rebind(`SELECT `+effectColumns+` FROM outbox WHERE id = ?`), id)
+	if isNoRows(err) {
+		return r, packline.Errorf(packline.ENOTFOUND, "effect %s not found", id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("read effect %s: %w", id, err)
+	}
+	r.utc()
+	return r, nil
+}
+
+// typeFilter returns " AND type IN (?, ...)" and its args, or nothing when
+// types is empty (every type).
+func typeFilter(types []string) (string, []any) {
+	if len(types) == 0 {
+		return "", nil
+	}
+	q, args, _ := sqlx.In(` AND type IN (?)`, types)
+	return q, args
+}
+
+// ClaimDueEffects marks up to limit pending rows whose run_at has come as
+// enqueued (enqueued_at now, deliveries + 1) and returns them, oldest due
+// first. On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so
+// several relays share the work without handing one row out twice. types, when
+// not empty, limits the claim to those effect types: the others stay pending.
+func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([]EffectRow, error) {
+	now := db.Now()
+	tf, targs := typeFilter(types)
+	lock := ""
+	if db.dialect == Postgres {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	q := `UPDATE outbox SET status = 'enqueued', enqueued_at = ?, deliveries = deliveries + 1
+		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
+		RETURNING ` + effectColumns
+	args := append([]any{now, now}, targs...)
+	args = append(args, limit)
+	var rows []EffectRow
+	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("claim due effects: %w", err)
+	}
+	for i := range rows {
+		rows[i].utc()
+	}
+	return rows, nil
+}
+
+// ClaimStaleEffects returns up to limit rows that were enqueued, and neither
+// relayed nor started by a worker, for longer than olderThan, and sets their
+// enqueued_at to now so that no other relay looks at them for olderThan
+// again. The caller decides whether each is lost (and redelivers it, then
+// calls MarkRedelivered) or merely waiting in a queue.
+func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, limit int, types []string) ([]EffectRow, error) {
+	now := db.Now()
+	cutoff := now.Add(-olderThan)
+	tf, targs := typeFilter(types)
+	lock := ""
+	if db.dialect == Postgres {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	q := `UPDATE outbox SET enqueued_at = ?
+		WHERE id IN (SELECT id FROM outbox WHERE status = 'enqueued' AND enqueued_at < ?
+			AND (started_at IS NULL OR started_at < ?)` + tf + ` ORDER BY enqueued_at LIMIT ?` + lock + `)
+		RETURNING ` + effectColumns
+	args := append([]any{now, cutoff, cutoff}, targs...)
+	args = append(args, limit)
+	var rows []EffectRow
+	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("claim stale effects: %w", err)
+	}
+	for i := range rows {
+		rows[i].utc()
+	}
+	return rows, nil
+}
+
+// MarkRedelivered records that an enqueued row was handed to Asynq again.
+func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
+		WHERE id = ? AND status = 'enqueued'`), db.Now(), id)
+	if err != nil {
+		return fmt.Errorf("mark effect %s redelivered: %w", id, err)
+	}
+	return nil
+}
+
+// ReleaseEffect puts a claimed row back to pending after the relay failed to
+// hand it to Asynq, so the next pass tries again.
+func (db *DB) ReleaseEffect(ctx context.Context, id, cause string) error {
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', last_error = ?
+		WHERE id = ? AND status = 'enqueued'`), truncate(cause), id)
+	if err != nil {
+		return fmt.Errorf("release effect %s: %w", id, err)
+	}
+	return nil
+}
+
+// NextDueEffect returns the earliest run_at of a pending row that is not due
+// yet (a timer), so the relay can sleep until then; ok is false when there
+// is none.
+func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, ok bool, err error) {
+	tf, targs := typeFilter(types)
+	var rows []time.Time
+	q := `SELECT run_at FROM outbox WHERE status = 'pending' AND run_at > ?` + tf + ` ORDER BY run_at LIMIT 1`
+	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), append([]any{db.Now()}, targs...)...); err != nil {
+		return time.Time{}, false, fmt.Errorf("read next due effect: %w", err)
+	}
+	if len(rows) == 0 {
+		return time.Time{}, false, nil
+	}
+	return rows[0].UTC(), true, nil
+}
+
+// StartEffect records that a worker begins running the row (started_at
+// now) and returns it. A row that is already done or failed is returned as
+// it is: the caller has nothing to do.
+func (db *DB) StartEffect(ctx context.Context, id string) (EffectRow, error) {
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued')`), db.Now(), id)
+	if err != nil {
+		return EffectRow{}, fmt.Errorf("start effect %s: %w", id, err)
+	}
+	return db.Effect(ctx, id)
+}
+
+// FailEffect records a failed run of the row: attempts + 1 and the error.
+// With final (the fleet gave up: no retry left, or a permanent error) the
+// row becomes failed. A row already done stays done.
+func (db *DB) FailEffect(ctx context.Context, id, cause string, final bool) error {
+	q := `UPDATE outbox SET attempts = attempts + 1, last_error = ?`
+	if final {
+		q += `, status = 'failed', done_at = ?`
+	} else {
+		q += `, started_at = ?`
+	}
+	q += ` WHERE id = ? AND status IN ('pending', 'enqueued')`
+	_, err := db.db.ExecContext(ctx, db.rebind(q), truncate(cause), db.Now(), id)
+	if err != nil {
+		return fmt.Errorf("record failure of effect %s: %w", id, err)
+	}
+	return nil
+}
+
+// EffectReport is the event an effect sends back to its order, through the
+// same compare-and-set path as any other event.
+type EffectReport struct {
+	Event string
+	Actor packline.Actor
+	Data  map[string]any
+	Note  string
+	// OnlyIn and StateVersion make the event a no-op unless the order is
+	// still where it was (timers); see EventInput.
+	OnlyIn       []string
+	StateVersion int64
+}
+
+// EffectOutcome says what finishing an effect did.
+type EffectOutcome struct {
+	// AlreadyDone is set when the row was done or failed before this run:
+	// nothing was changed.
+	AlreadyDone bool
+	// Applied is set when the report's event was applied; Order is then the
+	// order after it.
+	Applied bool
+	Order   *packline.Order
+	// Refused is the order's answer when it no longer takes the reported
+	// event (it moved on): the row is done, with the refusal in last_error,
+	// and the effect's own writes were rolled back.
+	Refused error
+}
+
+// CompleteEffect finishes an effect: in one transaction it applies the
+// reported event (if any) to the order and marks the row done, so an effect
+// run twice reports once. A row already done or failed changes nothing.
+func (db *DB) CompleteEffect(ctx context.Context, id string, report *EffectReport) (EffectOutcome, error) {
+	return db.runEffect(ctx, id, func(context.Context, *sqlx.Tx, EffectRow) (*EffectReport, error) {
+		return report, nil
+	})
+}
+
+// errRefused rolls back an effect transaction whose event the order refused.
+var errRefused = errors.New("event refused")
+
+// effectWork is an effect's own writes, run inside the transaction that marks
+// it done; it returns the event to report, or nil.
+type effectWork func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectReport, error)
+
+// runEffect is the one path that finishes an effect: lock the row; if it is
+// not final, run work, apply the event it reports, mark the row done, and
+// commit all of it together. When the order refuses the event (it moved on,
+// or a timer found it elsewhere) everything work wrote is rolled back and the
+// row is marked done with the refusal as its last error: retrying could never
+// succeed.
+func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (EffectOutcome, error) {
+	var (
+		out     EffectOutcome
+		res     flows.Result
+		report  *EffectReport
+		refused error
+	)
+	now := db.Now()
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		row, err := db.lockEffect(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if row.Final() {
+			out.AlreadyDone = true
+			return nil
+		}
+		report, err = work(ctx, tx, row)
+		if err != nil {
+			return err
+		}
+		if report != nil && report.Event != "" {
+			res, err = db.applyEvent(ctx, tx, row.StoreID, row.OrderID, EventInput{
+				Event: report.Event, Actor: report.Actor, Data: report.Data, Note: report.Note,
+				OnlyIn: report.OnlyIn, StateVersion: report.StateVersion,
+			}, now)
+			if err != nil {
+				if refusal(err) {
+					refused = err
+					return errRefused
+				}
+				return fmt.Errorf("report %s to order %s: %w", report.Event, row.OrderID, err)
+			}
+			out.Applied, out.Order = true, &res.Order
+		}
+		if err := db.markDone(ctx, tx, id, "", now); err != nil {
+			return err
+		}
+		if hook, ok := ctx.Value(beforeCommitKey{}).(func(context.Context)); ok {
+			hook(ctx)
+		}
+		return nil
+	})
+	if errors.Is(err, errRefused) {
+		out = EffectOutcome{Refused: refused}
+		note := fmt.Sprintf("%s not applied: %s", report.Event, packline.ErrorMessage(refused))
+		err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+			row, err := db.lockEffect(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if row.Final() {
+				out = EffectOutcome{AlreadyDone: true}
+				return nil
+			}
+			return db.markDone(ctx, tx, id, note, now)
+		})
+	}
+	if err != nil {
+		return EffectOutcome{}, err
+	}
+	if out.Applied {
+		db.committed(res)
+	}
+	return out, nil
+}
+
+type beforeCommitKey struct{}
+
+// WithBeforeCommit returns a context under which an effect's transaction
+// calls fn just before it commits, with every write made. It exists for
+// crash tests (kill a worker in the middle of moving stock) and nothing else.
+func WithBeforeCommit(ctx context.Context, fn func(context.Context)) context.Context {
+	return context.WithValue(ctx, beforeCommitKey{}, fn)
+}
+
+// refusal reports an error that says the order will not take the event, now
+// or ever: a state conflict, a stale timer, bad data, or no such order.
+func refusal(err error) bool {
+	switch packline.ErrorCode(err) {
+	case packline.ECONFLICT, packline.EINVALID, packline.ENOTFOUND:
+		return true
+	}
+	return false
+}
+
+func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow, error) {
+	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?`
+	if db.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	var r EffectRow
+	err := tx.GetContext(ctx, &r, db.rebind(q), id)
+	if isNoRows(err) {
+		return r, packline.Errorf(packline.ENOTFOUND, "effect %s not found", id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("lock effect %s: %w", id, err)
+	}
+	r.utc()
+	return r, nil
+}
+
+// markDone marks the row done. A note (why the result was not applied)
+// replaces last_error; without one, the error of an earlier failed attempt
+// stays for the record.
+func (db *DB) markDone(ctx context.Context, tx *sqlx.Tx, id, note string, now time.Time) error {
+	q, args := `UPDATE outbox SET status = 'done', done_at = ?`, []any{now}
+	if note != "" {
+		q += `, last_error = ?`
+		args = append(args, truncate(note))
+	}
+	_, err := tx.ExecContext(ctx, db.rebind(q+` WHERE id = ? AND status IN ('pending', 'enqueued')`), append(args, id)...)
+	if err != nil {
+		return fmt.Errorf("mark effect %s done: %w", id, err)
+	}
+	return nil
+}
+
+// FireTimer runs an order:timer row: it sends the timer's event as the
+// system, only if the order is still in the state (and state version) that
+// armed it, and marks the row done in the same transaction. A timer whose
+// order moved on is done, with the reason in last_error.
+func (db *DB) FireTimer(ctx context.Context, id string) (EffectOutcome, error) {
+	return db.runEffect(ctx, id, func(_ context.Context, _ *sqlx.Tx, row EffectRow) (*EffectReport, error) {
+		if row.Type != TimerType {
+			return nil, fmt.Errorf("effect %s is a %s, not a timer", id, row.Type)
+		}
+		t, err := row.Timer()
+		if err != nil {
+			return nil, err
+		}
+		return &EffectReport{Event: t.Event, Actor: packline.Actor{Type: packline.ActorSystem, ID: id},
+			OnlyIn: t.States, StateVersion: t.StateVersion}, nil
+	})
+}
+
+// Timer decodes the payload of an order:timer row.
+func (r *OutboxRow) Timer() (flows.Timer, error) {
+	var t flows.Timer
+	if err := jsonUnmarshal(r.Payload, &t); err != nil {
+		return t, fmt.Errorf("effect %s: timer payload: %w", r.ID, err)
+	}
+	return t, nil
+}
+
+// Effect decodes the payload of an effect row (any type but order:timer).
+func (r *OutboxRow) Effect() (flows.Effect, error) {
+	var e flows.Effect
+	if err := jsonUnmarshal(r.Payload, &e); err != nil {
+		return e, fmt.Errorf("effect %s: payload: %w", r.ID, err)
+	}
+	return e, nil
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// truncate keeps stored error texts to a sane size.
+func truncate(s string) string {
+	const max = 2000
+	if len(s) > max {
+		return s[:max]
+	}
+	return s
+}

@@ -1,0 +1,162 @@
+package workers_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/packline/packline/flows"
+	"github.com/packline/packline/payments"
+	"github.com/packline/packline/redistest"
+	"github.com/packline/packline/relay"
+	"github.com/packline/packline/store"
+	"github.com/packline/packline/store/storetest"
+	"github.com/packline/packline/workers"
+	"github.com/packline/packline/workers/fleettest"
+
+	"github.com/hibiken/asynq"
+)
+
+// TestHelperProcess is not a test: it is the worker process that
+// TestWorkerKilledMidTask starts from this test binary and kills. It runs a
+// worker server whose Hold blocks for ever at PACKLINE_HELPER_HOLD, after
+// printing "HOLD <effect id>" so the parent knows where it is.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("PACKLINE_HELPER") != "worker" {
+		t.Skip("the worker process of TestWorkerKilledMidTask")
+	}
+	reg, err := flows.Builtin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, os.Getenv("PACKLINE_HELPER_DB"), store.Options{Flows: reg})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	redisDB, _ := strconv.Atoi(os.Getenv("PACKLINE_HELPER_REDIS_DB"))
+	hold := os.Getenv("PACKLINE_HELPER_HOLD")
+	mux := workers.NewMux(workers.Deps{DB: db, Logger: fleettest.Logger(), Hold: func(ctx context.Context, point string, e workers.Effect) {
+		if point == hold {
+			fmt.Printf("HOLD %s\n", e.ID)
+			select {}
+		}
+	}})
+	srv := workers.NewServer(asynq.RedisClientOpt{Addr: os.Getenv("PACKLINE_HELPER_REDIS_ADDR"), DB: redisDB}, workers.Config{Logger: fleettest.Logger()})
+	workers.Run(ctx, srv, mux)
+	os.Exit(0)
+}
+
+// startHelper starts the worker process and returns it once it holds an
+// effect at point, with that effect's id.
+func startHelper(t *testing.T, dbURL string, r *redistest.Redis, point string, trigger func()) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "PACKLINE_HELPER=worker", "PACKLINE_HELPER_DB="+dbURL,
+		"PACKLINE_HELPER_REDIS_ADDR="+r.Addr, "PACKLINE_HELPER_REDIS_DB="+strconv.Itoa(r.DB), "PACKLINE_HELPER_HOLD="+point)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	held := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "HOLD "); ok {
+				held <- id
+			}
+		}
+	}()
+	trigger()
+	select {
+	case id := <-held:
+		return cmd, id
+	case <-time.After(wait):
+		t.Fatalf("the worker process never reached %s", point)
+	}
+	return nil, ""
+}
+
+// A worker process SIGKILLed in the middle of a stock or payment task: once
+// another worker runs, every owed effect is done, once. The relay's
+// RedeliverAfter is short, so recovery does not wait for Asynq's lease.
+func TestWorkerKilledMidTask(t *testing.T) {
+	cases := []struct {
+		name, flow, point string
+		act               func(e *env) string
+		check             func(t *testing.T, e *env, orderID, effectID string)
+	}{
+		{"stock", "cash-on-delivery", "stock:before_commit",
+			func(e *env) string {
+				e.setStock("MUG-1", 10)
+				o := e.create("", line("MUG-1", 3))
+				e.send(o.ID, "confirm", merchant, nil)
+				return o.ID
+			},
+			func(t *testing.T, e *env, orderID, effectID string) {
+				e.waitFlag(orderID, "stock_taken")
+				if n := e.stock("MUG-1"); n != 7 {
+					t.Fatalf("on hand %d, want 7", n)
+				}
+				ledger, _ := e.db.StockLedger(context.Background(), orderID)
+				if len(ledger) != 1 || count(e.events(orderID), "stock_taken") != 1 {
+					t.Fatalf("ledger %+v timeline %v", ledger, e.events(orderID))
+				}
+			}},
+		{"payment", "made-to-order", "payment:answered",
+			func(e *env) string { return e.create(payments.MethodVisa).ID },
+			func(t *testing.T, e *env, orderID, effectID string) {
+				e.waitStatus(orderID, "in_production")
+				var sandbox int
+				if err := e.db.SQL().Get(&sandbox, e.db.SQL().Rebind(`SELECT COUNT(*) FROM sandbox_payments WHERE idempotency_key = ?`), effectID); err != nil {
+					t.Fatal(err)
+				}
+				if ps := e.payments(orderID); sandbox != 1 || len(ps) != 1 || count(e.events(orderID), "payment_succeeded") != 1 {
+					t.Fatalf("sandbox %d payments %+v timeline %v", sandbox, ps, e.events(orderID))
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, dialect string) {
+				e := setup(t, dialect, c.flow, setupOpts{noStart: true})
+				f := e.start(fleettest.Options{NoWorker: true,
+					Relay: relay.Options{RedeliverAfter: time.Second, SweepInterval: 100 * time.Millisecond}})
+				var orderID string
+				cmd, effectID := startHelper(t, e.db.URL, e.redis, c.point, func() { orderID = c.act(e) })
+				if err := cmd.Process.Kill(); err != nil { // SIGKILL
+					t.Fatal(err)
+				}
+				cmd.Wait()
+				row, err := e.db.Effect(context.Background(), effectID)
+				if err != nil || row.Status != store.EffectEnqueued {
+					t.Fatalf("after the kill: %+v %v", row, err)
+				}
+				f.StartWorker(t)
+				c.check(t, e, orderID, effectID)
+				row, err = e.db.Effect(context.Background(), effectID)
+				if err != nil || row.Status != store.EffectDone || row.Deliveries < 2 {
+					t.Fatalf("after recovery: %+v %v", row, err)
+				}
+				e.waitSettled(orderID)
+			})
+		})
+	}
+}

@@ -1,0 +1,205 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/packline/packline"
+	"github.com/packline/packline/payments"
+	"github.com/packline/packline/store"
+	"github.com/packline/packline/tasks"
+)
+
+// payment runs the payment:* tasks (policies in package tasks). The effect
+// id is the provider's idempotency key and the payments row's key, so a
+// task run twice charges once and records one attempt; the result event
+// (payment_succeeded or payment_failed, for authorize, capture and confirm)
+// commits with the row's done mark. A decline is an answer, reported to the
+// order; only a provider that cannot answer makes the task retry.
+func (w *worker) payment(ctx context.Context, e Effect) error {
+	o := e.Order
+	kind := strings.TrimPrefix(e.Type, "payment:")
+	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
+	var (
+		res payments.Result
+		err error
+	)
+	switch e.Type {
+	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
+		if req.Amount == 0 {
+			req.Amount = o.Total
+		}
+		if req.PaymentMethod, err = w.paymentMethod(ctx, e); err != nil {
+			return err
+		}
+		switch e.Type {
+		case tasks.TypePaymentAuthorize:
+			res, err = w.pay.Authorize(ctx, req)
+		case tasks.TypePaymentCapture:
+			res, err = w.pay.Capture(ctx, req)
+		default:
+			res, err = w.pay.Confirm(ctx, req)
+		}
+	case tasks.TypePaymentVoid:
+		auth, done, verr := w.voidTarget(ctx, e)
+		if verr != nil || done {
+			if verr != nil {
+				return verr
+			}
+			return w.complete(ctx, e, nil)
+		}
+		req.Reference, req.Amount, req.Purpose = auth.ProviderRef, auth.Amount, auth.Purpose
+		res, err = w.pay.Void(ctx, req)
+	case tasks.TypePaymentRefund:
+		ref, amount, rerr := w.refundTarget(ctx, e)
+		if rerr != nil {
+			return rerr
+		}
+		if amount <= 0 {
+			return w.complete(ctx, e, nil)
+		}
+		req.Reference, req.Amount = ref, amount
+		res, err = w.pay.Refund(ctx, req)
+	default:
+		return fmt.Errorf("no payment operation for %s: %w", e.Type, asynq.SkipRetry)
+	}
+	if errors.Is(err, payments.ErrNoReference) {
+		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return fmt.Errorf("%s payment of order %s: %w", kind, o.ID, err)
+	}
+	w.pause(ctx, "payment:answered", e)
+
+	status := store.PaymentSucceeded
+	if !res.OK() {
+		status = store.PaymentFailed
+	}
+	p, err := w.db.RecordPayment(ctx, store.Payment{
+		OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: req.Purpose,
+		Amount: req.Amount, Currency: o.Currency, Status: status, ErrorCode: res.ErrorCode,
+		Provider: w.pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
+	})
+	if err != nil {
+		return err
+	}
+	var rep *store.EffectReport
+	switch e.Type {
+	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
+		// What was recorded first is the answer, even if this run's differs.
+		rep = &store.EffectReport{Event: "payment_succeeded", Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
+			Data: map[string]any{"payment_id": p.ID}}
+		if p.Status != store.PaymentSucceeded {
+			rep.Event = "payment_failed"
+			rep.Data["error_code"] = p.ErrorCode
+		}
+	}
+	return w.complete(ctx, e, rep)
+}
+
+// paymentMethod is the newest payment method of the order: the one the
+// event that owed the effect carried (retry_payment's data.payment_method),
+// else the newest retry_payment on the timeline, else the order's own.
+func (w *worker) paymentMethod(ctx context.Context, e Effect) (string, error) {
+	if m := dataString(e.Effect.Data, "payment_method"); m != "" {
+		return m, nil
+	}
+	tl, err := w.db.Timeline(ctx, e.OrderID)
+	if err != nil {
+		return "", err
+	}
+	for i := len(tl) - 1; i >= 0; i-- {
+		if tl[i].Event == "retry_payment" {
+			if m := dataString(tl[i].Data, "payment_method"); m != "" {
+				return m, nil
+			}
+		}
+	}
+	return e.Order.PaymentMethod, nil
+}
+
+func dataString(raw json.RawMessage, key string) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	s, _ := m[key].(string)
+	return s
+}
+
+// errAuthorizationRunning retries a void that overtook the authorization it
+// is meant to release.
+var errAuthorizationRunning = errors.New("the authorization to void has not answered yet")
+
+// voidTarget finds the authorization a void releases: the order's newest
+// successful authorization. done is set when there is nothing to void (the
+// check failed, or a void succeeded already, so an already voided check is
+// done); an authorization still running makes the void retry.
+func (w *worker) voidTarget(ctx context.Context, e Effect) (auth store.Payment, done bool, err error) {
+	ps, err := w.db.Payments(ctx, e.OrderID)
+	if err != nil {
+		return auth, false, err
+	}
+	found := false
+	for _, p := range ps {
+		switch {
+		case p.Kind == store.PaymentVoid && p.Status == store.PaymentSucceeded && p.IdempotencyKey != e.ID:
+			return auth, true, nil
+		case p.Kind == store.PaymentAuthorize && p.Status == store.PaymentSucceeded:
+			auth, found = p, true
+		}
+	}
+	if found {
+		return auth, false, nil
+	}
+	rows, err := w.db.Outbox(ctx, e.OrderID)
+	if err != nil {
+		return auth, false, err
+	}
+	for _, r := range rows {
+		if r.Type == tasks.TypePaymentAuthorize && r.Status != store.EffectDone && r.Status != store.EffectFailed {
+			return auth, false, errAuthorizationRunning
+		}
+	}
+	return auth, true, nil
+}
+
+// refundTarget returns the charge to refund (the newest successful capture
+// or confirm) and the amount: the effect's, or what the charges took less
+// what was refunded already.
+func (w *worker) refundTarget(ctx context.Context, e Effect) (ref string, amount int64, err error) {
+	ps, err := w.db.Payments(ctx, e.OrderID)
+	if err != nil {
+		return "", 0, err
+	}
+	var charged, refunded int64
+	for _, p := range ps {
+		if p.Status != store.PaymentSucceeded {
+			continue
+		}
+		switch p.Kind {
+		case store.PaymentCapture, store.PaymentConfirm:
+			charged += p.Amount
+			ref = p.ProviderRef
+		case store.PaymentRefund:
+			if p.IdempotencyKey == e.ID {
+				// This effect's own refund, recorded by an earlier run that
+				// died before marking the row done: nothing more to do.
+				return "", 0, nil
+			}
+			refunded += p.Amount
+		}
+	}
+	amount = charged - refunded
+	if e.Effect.Amount > 0 && e.Effect.Amount < amount {
+		amount = e.Effect.Amount
+	}
+	return ref, amount, nil
+}
