@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Config is everything packline reads from its environment, read once here.
+type Config struct {
+	DatabaseURL  string  // DATABASE_URL: postgres://… or sqlite:PATH
+	RedisURL     string  // REDIS_URL: redis://…
+	HTTPAddr     string  // PACKLINE_HTTP_ADDR
+	OpsAddr      string  // PACKLINE_OPS_ADDR
+	OpsUser      string  // PACKLINE_OPS_USER
+	OpsPassword  string  // PACKLINE_OPS_PASSWORD
+	TimerScale   float64 // PACKLINE_TIMER_SCALE
+	FlowsDir     string  // PACKLINE_FLOWS_DIR
+	LogLevel     string  // LOG_LEVEL
+	LogFormat    string  // LOG_FORMAT
+	AllowPrivate bool    // PACKLINE_WEBHOOK_ALLOW_PRIVATE
+	Concurrency  int     // PACKLINE_WORKER_CONCURRENCY
+
+	// packline dev only.
+	DevStorefrontKey string // PACKLINE_DEV_STOREFRONT_KEY
+	DevMerchantKey   string // PACKLINE_DEV_MERCHANT_KEY
+	DevCourierSecret string // PACKLINE_DEV_COURIER_SECRET
+}
+
+// readConfig reads the environment through getenv. A bad value is an error
+// that names the variable.
+func readConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:      getenv("DATABASE_URL"),
+		RedisURL:         getenv("REDIS_URL"),
+		HTTPAddr:         or(getenv("PACKLINE_HTTP_ADDR"), ":8080"),
+		OpsAddr:          or(getenv("PACKLINE_OPS_ADDR"), ":9090"),
+		OpsUser:          or(getenv("PACKLINE_OPS_USER"), "ops"),
+		OpsPassword:      getenv("PACKLINE_OPS_PASSWORD"),
+		FlowsDir:         getenv("PACKLINE_FLOWS_DIR"),
+		LogLevel:         or(getenv("LOG_LEVEL"), "info"),
+		LogFormat:        or(getenv("LOG_FORMAT"), "json"),
+		DevStorefrontKey: getenv("PACKLINE_DEV_STOREFRONT_KEY"),
+		DevMerchantKey:   getenv("PACKLINE_DEV_MERCHANT_KEY"),
+		DevCourierSecret: getenv("PACKLINE_DEV_COURIER_SECRET"),
+		TimerScale:       1,
+		Concurrency:      10,
+	}
+	if v := getenv("PACKLINE_TIMER_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1000 {
+			return c, fmt.Errorf("PACKLINE_TIMER_SCALE=%q: want a number above 0 (1 is real time, 0.00001 makes 7 days last about 6 s)", v)
+		}
+		c.TimerScale = f
+	}
+	if v := getenv("PACKLINE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("PACKLINE_WEBHOOK_ALLOW_PRIVATE=%q: want true or false", v)
+		}
+		c.AllowPrivate = b
+	}
+	if v := getenv("PACKLINE_WORKER_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return c, fmt.Errorf("PACKLINE_WORKER_CONCURRENCY=%q: want a whole number from 1 to 1000", v)
+		}
+		c.Concurrency = n
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return c, fmt.Errorf("LOG_FORMAT=%q: want json or text", c.LogFormat)
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+		return c, fmt.Errorf("DATABASE_URL must start with postgres:// or sqlite:")
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return c, fmt.Errorf("REDIS_URL must start with redis:// or rediss://")
+	}
+	return c, nil
+}
+
+// need reports the first of the named settings that is empty.
+func (c Config) need(names ...string) error {
+	for _, n := range names {
+		var v string
+		switch n {
+		case "DATABASE_URL":
+			v = c.DatabaseURL
+		case "REDIS_URL":
+			v = c.RedisURL
+		}
+		if v == "" {
+			return fmt.Errorf("%s is not set (see README: Configuration)", n)
+		}
+	}
+	return nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
