@@ -109,4 +109,3 @@ func or(v, def string) string {
 	}
 	return v
 }
-

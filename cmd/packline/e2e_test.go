@@ -226,7 +226,7 @@ func events(o obj) string {
 func orderBody(flow, method string) obj {
 	o := obj{
 		"flow": flow, "currency": "USD",
-		"customer": obj{"name": "Ada", "email": "ada@example.com", "phone": "+12025550100"},
+		"customer":         obj{"name": "Ada", "email": "ada@example.com", "phone": "+12025550100"},
 		"shipping_address": obj{"line1": "1 Main St", "city": "Springfield", "country": "US"},
 		"lines":            []any{obj{"sku": "MUG", "name": "Mug", "quantity": 2, "unit_price": 1800}},
 	}
