@@ -1,0 +1,39 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/packline/packline/api"
+	"github.com/packline/packline/store"
+	"github.com/packline/packline/store/storetest"
+)
+
+// BenchmarkCreateOrder measures POST /v1/orders end to end through the
+// handler: decode, validate, one transaction (order, lines, timeline,
+// outbox), and the response. PostgreSQL when TEST_DATABASE_URL is set.
+func BenchmarkCreateOrder(b *testing.B) {
+	db := storetest.Open(b, storetest.Default(), store.Options{})
+	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := api.New(api.Config{DB: db, RateLimit: 1e9, RateBurst: 1 << 30, Logger: discardLogger()})
+	body, _ := json.Marshal(order())
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/orders", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+sf)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 201 {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
