@@ -143,14 +143,16 @@ func madeToOrderRows() []row {
 			to: "delivered", effects: []string{}},
 		{path: mtoShipped, from: "shipped", event: "deliver", actors: []packline.ActorType{courier, merchant},
 			to: "delivered", effects: []string{"webhook:deliver order.delivered"}},
+		// An unpaid cancellation still owes a refund: of a charge in flight,
+		// if any (the refund waits for it and refunds nothing otherwise).
 		{name: "cancel unpaid", from: "pending_payment", event: "cancel", actors: []packline.ActorType{merchant, customer},
-			to: "cancelled", effects: []string{"webhook:deliver order.cancelled"}, flags: []string{}},
+			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}, flags: []string{}},
 		{name: "cancel paid", fixture: restingPaid, from: "paid", event: "cancel", actors: []packline.ActorType{merchant, customer},
 			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}, flags: []string{"refund_issued"}},
 		{name: "refund paid", fixture: restingPaid, from: "paid", event: "refund", actors: []packline.ActorType{merchant},
 			to: "refunded", effects: []string{"payment:refund", "webhook:deliver order.refunded"}, flags: []string{"refund_issued"}},
 		{name: "expire after 24h", from: "pending_payment", event: "expire", actors: []packline.ActorType{system},
-			to: "cancelled", effects: []string{"webhook:deliver order.cancelled"}},
+			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}},
 	}
 	for _, c := range refundFrom[:6] {
 		rows = append(rows, row{name: "cancel from " + c.state + " refunds", order: c.order, path: c.path,
@@ -260,7 +262,10 @@ var (
 
 func requestApprovalRows() []row {
 	voidCheck := []string{"payment:void purpose:card_check", "notify:email request_declined to:customer", "webhook:deliver order.declined"}
-	canceled := []string{"notify:email request_canceled to:customer", "webhook:deliver order.canceled"}
+	// A cancellation always releases the card check and refunds: both are
+	// no-ops when there is nothing to release or refund, and both wait for
+	// an authorization or charge still in flight.
+	canceled := []string{"payment:void purpose:card_check", "payment:refund", "notify:email request_canceled to:customer", "webhook:deliver order.canceled"}
 	return []row{
 		{name: "payment_succeeded for the card check voids it",
 			from: "received", event: "payment_succeeded", actors: []packline.ActorType{payment},
@@ -283,7 +288,7 @@ func requestApprovalRows() []row {
 			from: "accepted", event: "cancel", actors: []packline.ActorType{customer}, to: "canceled", effects: canceled},
 		{name: "cancel a charged request refunds", path: raCharged,
 			from: "accepted", event: "cancel", actors: []packline.ActorType{customer},
-			to: "canceled", effects: append([]string{"payment:refund"}, canceled...)},
+			to: "canceled", effects: canceled},
 		{name: "payment_failed for the full charge", path: raAccepted,
 			from: "accepted", event: "payment_failed", actors: []packline.ActorType{payment},
 			to: "pending_payment", effects: []string{"notify:email payment_retry to:customer", "webhook:deliver order.pending_payment"},
@@ -419,7 +424,7 @@ func prepaidSimpleRows() []row {
 		{name: "label_created after shipping", path: psShipped, from: "shipped", event: "label_created",
 			actors: []packline.ActorType{system}, to: "shipped", effects: []string{}},
 		{name: "cancel unpaid", from: "pending", event: "cancel", actors: []packline.ActorType{merchant, customer},
-			to: "cancelled", effects: []string{"webhook:deliver order.cancelled"}},
+			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}},
 		{name: "cancel paid refunds", path: psPaid, from: "paid", event: "cancel", actors: []packline.ActorType{merchant, customer},
 			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}},
 		{name: "feedback request 3 days after shipping", path: psShipped, from: "shipped", event: "request_feedback",
@@ -428,7 +433,7 @@ func prepaidSimpleRows() []row {
 			data: map[string]any{"rating": json.Number("5"), "comment": "Lovely prints"},
 			to:   "shipped", effects: []string{}},
 		{name: "expire after 24h", from: "pending", event: "expire", actors: []packline.ActorType{system},
-			to: "cancelled", effects: []string{"webhook:deliver order.cancelled"}},
+			to: "cancelled", effects: []string{"payment:refund", "webhook:deliver order.cancelled"}},
 	}
 }
 

@@ -65,8 +65,8 @@ func typeFilter(types []string) (string, []any) {
 }
 
 // ClaimDueEffects marks up to limit pending rows whose run_at has come as
-// enqueued (enqueued_at now, deliveries + 1) and returns them, oldest due
-// first. On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so
+// enqueued (enqueued_at now, deliveries + 1) and returns them (the oldest
+// due are the ones claimed; the returned order is not guaranteed). On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so
 // several relays share the work without handing one row out twice. types, when
 // not empty, limits the claim to those effect types: the others stay pending.
 func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([]EffectRow, error) {
@@ -131,10 +131,12 @@ func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
 }
 
 // ReleaseEffect puts a claimed row back to pending after the relay failed to
-// hand it to Asynq, so the next pass tries again.
+// hand it to Asynq, so the next pass tries again. The claim's delivery is
+// given back too: the next try uses the same task id, so an enqueue that
+// reached Redis although it reported an error is not run a second time.
 func (db *DB) ReleaseEffect(ctx context.Context, id, cause string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', last_error = ?
-		WHERE id = ? AND status = 'enqueued'`), truncate(cause), id)
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', last_error = ?, deliveries = deliveries - 1
+		WHERE id = ? AND status = 'enqueued' AND deliveries > 0`), truncate(cause), id)
 	if err != nil {
 		return fmt.Errorf("release effect %s: %w", id, err)
 	}

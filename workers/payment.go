@@ -30,6 +30,15 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	)
 	switch e.Type {
 	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
+		if !w.takesPaymentResult(o) {
+			// The order moved on (cancelled, expired) before the charge ran:
+			// charging now would take money no transition would ever see.
+			// A cancellation that races past this check is covered by the
+			// refund or void it owes, which waits for this effect to finish.
+			w.log.InfoContext(ctx, "order no longer takes a payment result; not charging",
+				"effect_id", e.ID, "order_id", o.ID, "status", o.Status)
+			return w.complete(ctx, e, nil)
+		}
 		if req.Amount == 0 {
 			req.Amount = o.Total
 		}
@@ -99,6 +108,21 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		}
 	}
 	return w.complete(ctx, e, rep)
+}
+
+// takesPaymentResult reports whether the order, as it is now, would take
+// payment_succeeded or payment_failed from the payment provider.
+func (w *worker) takesPaymentResult(o *packline.Order) bool {
+	f := w.db.Flows().Get(o.Flow)
+	if f == nil {
+		return false
+	}
+	for _, ev := range f.AllowedEvents(o, packline.ActorPayment) {
+		if ev == "payment_succeeded" || ev == "payment_failed" {
+			return true
+		}
+	}
+	return false
 }
 
 // paymentMethod is the newest payment method of the order: the one the
@@ -171,10 +195,25 @@ func (w *worker) voidTarget(ctx context.Context, e Effect) (auth store.Payment, 
 	return auth, true, nil
 }
 
+// errChargeRunning retries a refund that overtook a charge of the same order:
+// a cancellation owes its refund at once, and the charge it races may still
+// take money.
+var errChargeRunning = errors.New("a charge of this order has not finished yet")
+
 // refundTarget returns the charge to refund (the newest successful capture
 // or confirm) and the amount: the effect's, or what the charges took less
-// what was refunded already.
+// what was refunded already. While a capture or confirm of the order is
+// still running it returns errChargeRunning, so the refund sees its result.
 func (w *worker) refundTarget(ctx context.Context, e Effect) (ref string, amount int64, err error) {
+	rows, err := w.db.Outbox(ctx, e.OrderID)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, r := range rows {
+		if (r.Type == tasks.TypePaymentCapture || r.Type == tasks.TypePaymentConfirm) && r.Status != store.EffectDone && r.Status != store.EffectFailed {
+			return "", 0, errChargeRunning
+		}
+	}
 	ps, err := w.db.Payments(ctx, e.OrderID)
 	if err != nil {
 		return "", 0, err

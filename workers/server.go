@@ -36,18 +36,14 @@ type Config struct {
 	BaseContext func() context.Context
 }
 
-// RetryDelay is the default retry backoff: 1s, 2s, 4s, … capped at five
-// minutes. Effects are idempotent, so retrying soon is cheap, and a short
+// RetryDelay is the default retry backoff: 1s, 2s, 4s, … up to 256s (the
+// ninth retry on). Effects are idempotent, so retrying soon is cheap, and a short
 // first delay keeps a transient blip from showing.
 func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 	if n > 8 {
 		n = 8
 	}
-	d := time.Second << n
-	if d > 5*time.Minute {
-		d = 5 * time.Minute
-	}
-	return d
+	return time.Second << n
 }
 
 // NewServer returns an Asynq server on the tasks queues with their weights.
