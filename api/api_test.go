@@ -362,3 +362,20 @@ func TestIdempotencyKeyOverHTTP(t *testing.T) {
 		}
 	})
 }
+
+// Path values that are not text (invalid UTF-8, NUL) are a 404, never a
+// database error.
+func TestBadBytesInPathAre404(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		c := newClient(t, dialect, "cash-on-delivery")
+		for _, tc := range []struct{ method, path string }{
+			{"GET", "/v1/orders/%FF"}, {"GET", "/v1/orders/a%00b"}, {"POST", "/v1/orders/%FF/events"},
+			{"POST", "/v1/orders/%FF/notes"}, {"GET", "/v1/stock/%FF"}, {"GET", "/v1/stock/a%00"}, {"PUT", "/v1/stock/%C3%28"},
+		} {
+			res := c.do(tc.method, tc.path, c.mk, map[string]any{"event": "cancel", "text": "x", "on_hand": 1})
+			if res.status != 404 || res.errField("code") != "not_found" {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, res.status, res.raw)
+			}
+		}
+	})
+}

@@ -31,7 +31,7 @@ type orderView struct {
 	Notes           string                   `json:"notes,omitempty"`
 	Metadata        json.RawMessage          `json:"metadata,omitempty"`
 	Payments        []store.Payment          `json:"payments"`
-	Shipments       []any                    `json:"shipments"`
+	Shipments       []shipmentView           `json:"shipments"`
 	AllowedEvents   []string                 `json:"allowed_events"`
 	Timeline        []packline.TimelineEntry `json:"timeline,omitempty"`
 	CreatedAt       time.Time                `json:"created_at"`
@@ -49,7 +49,7 @@ func (s *Server) view(o *packline.Order, k store.Key) orderView {
 	v := orderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
 		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
 		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
-		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: []store.Payment{}, Shipments: []any{},
+		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: []store.Payment{}, Shipments: []shipmentView{},
 		AllowedEvents: []string{}, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 	if o.PaymentMethod != "" {
 		v.Payment = &paymentInput{Method: o.PaymentMethod}
@@ -73,6 +73,9 @@ func (s *Server) fullView(ctx context.Context, o *packline.Order, k store.Key) (
 	}
 	v.Timeline = tl
 	if v.Payments, err = s.db.Payments(ctx, o.ID); err != nil {
+		return v, err
+	}
+	if v.Shipments, err = s.shipmentViews(ctx, o.ID); err != nil {
 		return v, err
 	}
 	return v, nil

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -31,6 +32,17 @@ type Config struct {
 	// Middleware wraps the router (metrics instrumentation); it sees
 	// r.Pattern after routing.
 	Middleware func(http.Handler) http.Handler
+
+	// Couriers are the couriers whose callbacks the API takes
+	// (POST /v1/couriers/{courier}/callbacks); nil takes none.
+	Couriers CourierRegistry
+	// PublicURL is the API's public base URL (PACKLINE_PUBLIC_URL), for
+	// the absolute URLs of responses (label_url); when empty, the scheme
+	// and Host each request came in on.
+	PublicURL string
+	// WebhookAllowPrivate admits webhook endpoint URLs on private,
+	// loopback and link-local addresses (PACKLINE_WEBHOOK_ALLOW_PRIVATE).
+	WebhookAllowPrivate bool
 }
 
 // Server is the intake API.
@@ -42,6 +54,13 @@ type Server struct {
 	burst   int
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+
+	// Courier callbacks and absolute URLs (couriers.go, shipments.go).
+	couriers  CourierRegistry
+	publicURL string
+
+	// Webhook endpoints (webhooks.go).
+	allowPrivate bool
 }
 
 // access says who may call a route.
@@ -69,12 +88,25 @@ var routes = []route{
 	{"POST", "/v1/orders/{id}/notes", merchant, (*Server).addNote},
 	{"PUT", "/v1/stock/{sku}", merchant, (*Server).putStock},
 	{"GET", "/v1/stock/{sku}", merchant, (*Server).getStock},
+	{"POST", "/v1/couriers/{courier}/callbacks", public, (*Server).courierCallback},
+	{"GET", "/v1/shipments/{id}/label.pdf", storefront, (*Server).shipmentLabel},
+	{"GET", "/v1/orders/{id}/messages", merchant, (*Server).orderMessages},
+	{"GET", "/v1/store", merchant, (*Server).getStore},
+	{"PATCH", "/v1/store", merchant, (*Server).updateStore},
+	{"POST", "/v1/webhook-endpoints", merchant, (*Server).createWebhookEndpoint},
+	{"GET", "/v1/webhook-endpoints", merchant, (*Server).listWebhookEndpoints},
+	{"GET", "/v1/webhook-endpoints/{id}", merchant, (*Server).getWebhookEndpoint},
+	{"DELETE", "/v1/webhook-endpoints/{id}", merchant, (*Server).deleteWebhookEndpoint},
+	{"GET", "/v1/webhook-endpoints/{id}/deliveries", merchant, (*Server).listWebhookDeliveries},
+	{"POST", "/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/replay", merchant, (*Server).replayWebhookDelivery},
 }
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
 	s := &Server{db: cfg.DB, log: cfg.Logger, mux: http.NewServeMux(), limit: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst,
 		buckets: map[string]*rate.Limiter{}}
+	s.couriers, s.publicURL = cfg.Couriers, strings.TrimRight(cfg.PublicURL, "/")
+	s.allowPrivate = cfg.WebhookAllowPrivate
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -86,7 +118,16 @@ func New(cfg Config) http.Handler {
 	}
 	for _, rt := range routes {
 		rt := rt
+		wildcards := wildcardRE.FindAllStringSubmatch(rt.pattern, -1)
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			// An id or SKU that is not sane text names nothing: 404 before
+			// any query (PostgreSQL refuses invalid UTF-8 and NUL).
+			for _, wc := range wildcards {
+				if v := r.PathValue(wc[1]); text(wc[1], v, 128, true) != nil {
+					s.writeError(w, r, packline.Errorf(packline.ENOTFOUND, "no %s %q", wc[1], strings.ToValidUTF8(v, "?")))
+					return
+				}
+			}
 			var k store.Key
 			if rt.access != public {
 				var err error
@@ -105,7 +146,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Middleware != nil {
 		h = cfg.Middleware(h)
 	}
-	return s.recoverer(withRequestID(s.accessLog(h)))
+	return s.recoverer(withRequestID(s.withBaseURL(s.accessLog(h))))
 }
 
 // accessLog logs one line per request: method, route pattern, status and
@@ -131,6 +172,9 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// wildcardRE finds the {name} wildcards of a route pattern.
+var wildcardRE = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 type ctxKey int
 

@@ -62,13 +62,18 @@ const (
 	// passed to the courier. Its handler comes with the couriers package.
 	TypeCourierLabel = "courier:label"
 	// TypeNotifyEmail sends one email. Queue low; MaxRetry 8; Timeout 30s;
-	// idempotency key: the effect id (one email per transition).
+	// idempotency key: notify.Key(effect id, template), the key of the
+	// message's row (one email per transition and template). Its handler
+	// is workers.Notifier.
 	TypeNotifyEmail = "notify:email"
 	// TypeNotifySMS sends one SMS. Same policy as TypeNotifyEmail.
 	TypeNotifySMS = "notify:sms"
 	// TypeWebhookDeliver delivers one webhook event to one store's
 	// endpoints. Queue default; MaxRetry 15; Timeout 30s; the webhook-id is
-	// the effect id, so receivers can drop repeats.
+	// derived from the effect id (webhooks.MessageID), so receivers can drop
+	// repeats. The same type runs each attempt of one delivery, as an outbox
+	// row of its own due at its retry time (store.WebhookAttemptPurpose);
+	// see workers.Webhooks.
 	TypeWebhookDeliver = "webhook:deliver"
 	// TypeOrderTimer sends a timer's event (expire, request_feedback,
 	// ship_date_at_risk) only if the order is still in the state and state

@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/packline/packline/notify"
 )
 
 // Config is everything packline reads from its environment, read once here.
@@ -25,6 +28,16 @@ type Config struct {
 	DevStorefrontKey string // PACKLINE_DEV_STOREFRONT_KEY
 	DevMerchantKey   string // PACKLINE_DEV_MERCHANT_KEY
 	DevCourierSecret string // PACKLINE_DEV_COURIER_SECRET
+	DevCourierPlay   bool   // PACKLINE_DEV_COURIER_PLAY (default true)
+
+	// Couriers and absolute URLs.
+	SandboxCourierSecret string // PACKLINE_SANDBOX_COURIER_SECRET: the sandbox courier outside dev
+	PublicURL            string // PACKLINE_PUBLIC_URL: the API's public base URL (label_url)
+
+	// Notification senders; nil is the sandbox notifier (messages are
+	// stored, sent nowhere).
+	SMTP *notify.SMTPConfig   // PACKLINE_SMTP_URL
+	SMS  *notify.TwilioConfig // PACKLINE_SMS_ACCOUNT_SID, PACKLINE_SMS_AUTH_TOKEN, PACKLINE_SMS_FROM, PACKLINE_SMS_BASE_URL
 }
 
 // readConfig reads the environment through getenv. A bad value is an error
@@ -67,6 +80,12 @@ func readConfig(getenv func(string) string) (Config, error) {
 		}
 		c.Concurrency = n
 	}
+	if err := readCourierConfig(getenv, &c); err != nil {
+		return c, err
+	}
+	if err := readNotifyConfig(getenv, &c); err != nil {
+		return c, err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -108,4 +127,50 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// readNotifyConfig reads the notification senders: SMTP from
+// PACKLINE_SMTP_URL (smtp://user:pass@host:587?from=no-reply@example.com,
+// smtps://… for TLS from the start, ?security=none for a local relay), and
+// an SMS provider with Twilio's API from PACKLINE_SMS_ACCOUNT_SID,
+// PACKLINE_SMS_AUTH_TOKEN and PACKLINE_SMS_FROM (all three, or none), with
+// PACKLINE_SMS_BASE_URL for a compatible provider or a mock.
+func readNotifyConfig(getenv func(string) string, c *Config) error {
+	if v := getenv("PACKLINE_SMTP_URL"); v != "" {
+		sc, err := notify.ParseSMTPURL(v)
+		if err != nil {
+			// The URL may hold a password: never repeat it.
+			return fmt.Errorf("PACKLINE_SMTP_URL: %v (want smtp://user:pass@host:587?from=no-reply@example.com)", redactSMTPError(err, v))
+		}
+		c.SMTP = &sc
+	}
+	sid, token, from, base := getenv("PACKLINE_SMS_ACCOUNT_SID"), getenv("PACKLINE_SMS_AUTH_TOKEN"), getenv("PACKLINE_SMS_FROM"), getenv("PACKLINE_SMS_BASE_URL")
+	if sid == "" && token == "" && from == "" && base == "" {
+		return nil
+	}
+	for _, v := range []struct{ name, val string }{
+		{"PACKLINE_SMS_ACCOUNT_SID", sid}, {"PACKLINE_SMS_AUTH_TOKEN", token}, {"PACKLINE_SMS_FROM", from},
+	} {
+		if v.val == "" {
+			return fmt.Errorf("%s is not set: an SMS provider needs PACKLINE_SMS_ACCOUNT_SID, PACKLINE_SMS_AUTH_TOKEN and PACKLINE_SMS_FROM", v.name)
+		}
+	}
+	if base != "" {
+		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("PACKLINE_SMS_BASE_URL=%q: want the provider's API root, e.g. https://api.twilio.com", base)
+		}
+	}
+	c.SMS = &notify.TwilioConfig{AccountSID: sid, AuthToken: token, From: from, BaseURL: base}
+	return nil
+}
+
+// redactSMTPError keeps an SMTP URL's password out of an error text.
+func redactSMTPError(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "…")
+		}
+	}
+	return msg
 }

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"os/signal"
 	"sort"
@@ -37,7 +38,7 @@ Usage:
   packline migrate                          applies database migrations
   packline dev [-data DIR] [-http ADDR] [-ops ADDR]
                                             every role in one process, no servers needed
-  packline stores create --name NAME --flow FLOW
+  packline stores create --name NAME --flow FLOW [--email ADDRESS]
                                             creates a store and prints its two keys once
   packline flows list                       lists the flows
   packline flows show NAME [--format mermaid|dot]
@@ -127,8 +128,14 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	fs := flag.NewFlagSet("stores create", flag.ContinueOnError)
 	name := fs.String("name", "", "the store's name")
 	flow := fs.String("flow", "", "the store's default flow (packline flows list)")
+	email := fs.String("email", "", "where the store's merchant notifications go (optional; PATCH /v1/store changes it)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *email != "" {
+		if a, err := mail.ParseAddress(*email); err != nil || a.Address != *email {
+			return fmt.Errorf("--email %q is not an email address", *email)
+		}
 	}
 	if *name == "" || *flow == "" {
 		return errors.New("usage: packline stores create --name NAME --flow FLOW")
@@ -144,6 +151,11 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	s, sf, mk, err := db.CreateStore(ctx, *name, *flow)
 	if err != nil {
 		return err
+	}
+	if *email != "" {
+		if _, err := db.UpdateStoreContact(ctx, s.ID, store.ContactUpdate{Email: email}); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "store %s (%s) runs %s\n\n", s.Name, s.ID, s.Flow)
 	fmt.Fprintf(stdout, "storefront key: %s\nmerchant key:   %s\n\nThese keys are shown once; only their hashes are kept.\n", sf, mk)

@@ -17,9 +17,11 @@ import (
 	"github.com/packline/packline/api"
 	"github.com/packline/packline/logging"
 	"github.com/packline/packline/metrics"
+	"github.com/packline/packline/notify"
 	"github.com/packline/packline/ops"
 	"github.com/packline/packline/relay"
 	"github.com/packline/packline/store"
+	"github.com/packline/packline/webhooks"
 	"github.com/packline/packline/workers"
 )
 
@@ -66,6 +68,14 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 	}
 
 	deps := workers.Deps{DB: db, Logger: log, Metrics: workers.MetricsFunc(metrics.ObserveEffect)}
+	cw, err := wireCouriers(ctx, cfg, roles, db, log)
+	if err != nil {
+		return err
+	}
+	deps.Courier = cw.handler
+	if err := wireNotifications(cfg, db, log, &deps); err != nil {
+		return err
+	}
 	relayOpts := relay.Options{Redis: redisOpt, Logger: log, Types: workers.HandledTypes(deps)}
 	if db.Dialect() == store.Postgres {
 		relayOpts.ListenURL = cfg.DatabaseURL
@@ -98,8 +108,12 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 			return fmt.Errorf("PACKLINE_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
 		apiAddr = ln.Addr().String()
-		h := api.New(api.Config{DB: db, Logger: log, Middleware: metrics.Instrument})
+		h := api.New(api.Config{DB: db, Logger: log, Middleware: metrics.Instrument,
+			Couriers: cw.registry, PublicURL: cfg.PublicURL, WebhookAllowPrivate: cfg.AllowPrivate})
 		g.Go(func() error { return serve(ctx, log, "api", ln, h) })
+		if cw.player != nil {
+			g.Go(func() error { return cw.player.run(ctx, apiAddr) })
+		}
 	}
 	if has["relay"] {
 		rl := relay.New(db, client, relayOpts)
@@ -156,4 +170,34 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// wireNotifications sets the notify:email, notify:sms and webhook:deliver
+// handlers of deps: the sandbox notifier (messages stored, sent nowhere)
+// unless PACKLINE_SMTP_URL and PACKLINE_SMS_* name real senders, and
+// webhooks to public addresses unless PACKLINE_WEBHOOK_ALLOW_PRIVATE.
+func wireNotifications(cfg Config, db *store.DB, log *slog.Logger, deps *workers.Deps) error {
+	if err := notify.Check(db.Flows()); err != nil {
+		return fmt.Errorf("load flows: %w", err)
+	}
+	ncfg := workers.NotifierConfig{Logger: log}
+	if cfg.SMTP != nil {
+		s, err := notify.NewSMTPSender(*cfg.SMTP)
+		if err != nil {
+			return fmt.Errorf("PACKLINE_SMTP_URL: %w", err)
+		}
+		ncfg.Email = s
+	}
+	if cfg.SMS != nil {
+		s, err := notify.NewTwilioSender(*cfg.SMS)
+		if err != nil {
+			return fmt.Errorf("PACKLINE_SMS_*: %w", err)
+		}
+		ncfg.SMS = s
+	}
+	n := workers.NewNotifier(db, ncfg)
+	deps.Email, deps.SMS = n, n
+	deps.Webhooks = workers.NewWebhooks(db, workers.WebhooksConfig{Notices: n, PublicURL: cfg.PublicURL, Logger: log,
+		Client: webhooks.NewClient(webhooks.Options{AllowPrivate: cfg.AllowPrivate})})
+	return nil
 }

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/packline/packline"
+)
+
+// Message statuses. A message row is made sending before the provider is
+// asked, and becomes sent (or failed, or skipped when there was nobody to
+// send it to) once: a sent or skipped key is never sent again.
+const (
+	MessageSending = "sending"
+	MessageSent    = "sent"
+	MessageSkipped = "skipped"
+	MessageFailed  = "failed"
+)
+
+// Message is one notification, rendered, with what became of it: the row a
+// notify:* task keeps per notify.Key(effect id, template), and an entry of
+// GET /v1/orders/{id}/messages.
+type Message struct {
+	Key     string `db:"key"`
+	OrderID string `db:"order_id"`
+	StoreID string `db:"store_id"`
+	// EffectID is the effect that owed the message.
+	EffectID string `db:"effect_id"`
+	Channel  string `db:"channel"` // email, sms
+	Template string `db:"template"`
+	// RecipientType is customer or merchant; Recipient the address or
+	// E.164 number it went to ("" when there was none: skipped).
+	RecipientType string `db:"recipient_type"`
+	Recipient     string `db:"recipient"`
+	RecipientName string `db:"recipient_name"`
+	FromName      string `db:"from_name"`
+	ReplyTo       string `db:"reply_to"`
+	Subject       string `db:"subject"`
+	// Body is an email's text part, or the SMS.
+	Body       string       `db:"body"`
+	HTML       string       `db:"html"`
+	Status     string       `db:"status"`
+	Provider   string       `db:"provider"`
+	ProviderID string       `db:"provider_id"`
+	Error      string       `db:"error"`
+	Attempts   int          `db:"attempts"`
+	CreatedAt  time.Time    `db:"created_at"`
+	SentAt     sql.NullTime `db:"sent_at"`
+}
+
+// Final reports whether nothing more will be done with the message.
+func (m *Message) Final() bool { return m.Status != MessageSending }
+
+const messageColumns = `key, COALESCE(order_id, '') AS order_id, store_id, effect_id, channel, template, recipient_type, recipient,
+	recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error, attempts, created_at, sent_at`
+
+func (m *Message) utc() {
+	m.CreatedAt = m.CreatedAt.UTC()
+	if m.SentAt.Valid {
+		m.SentAt.Time = m.SentAt.Time.UTC()
+	}
+}
+
+// RecordMessage keeps m under its key unless a row of that key exists, and
+// returns the stored row: the new one, or the one a previous run made. m's
+// Status is what a new row starts as (sending, or skipped/failed for a
+// message that will never be sent).
+func (db *DB) RecordMessage(ctx context.Context, m Message) (Message, error) {
+	now := db.Now()
+	var orderID *string
+	if m.OrderID != "" {
+		orderID = &m.OrderID
+	}
+	var sentAt *time.Time
+	if m.Status == MessageSent {
+		sentAt = &now
+	}
+	_, err := db.db.ExecContext(ctx, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
+		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
+		created_at, sent_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`),
+		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
+		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error), now, sentAt)
+	if err != nil {
+		return Message{}, fmt.Errorf("record message %s: %w", m.Key, err)
+	}
+	return db.MessageByKey(ctx, m.Key)
+}
+
+// MessageByKey returns the message of a key; ENOTFOUND when there is none.
+func (db *DB) MessageByKey(ctx context.Context, key string) (Message, error) {
+	var m Message
+	err := db.db.GetContext(ctx, &m, db.rebind(`SELECT `+messageColumns+` FROM messages WHERE key = ?`), key)
+	if isNoRows(err) {
+		return m, packline.Errorf(packline.ENOTFOUND, "message %s not found", key)
+	}
+	if err != nil {
+		return m, fmt.Errorf("read message %s: %w", key, err)
+	}
+	m.utc()
+	return m, nil
+}
+
+// ClaimMessage leases a sending message to one worker for lease: it counts
+// an attempt and returns the row with claimed true. It returns claimed false
+// when the message is final (sent, skipped, failed) or another worker's
+// lease on it has not run out: then the caller must not send.
+func (db *DB) ClaimMessage(ctx context.Context, key string, lease time.Duration) (m Message, claimed bool, err error) {
+	now := db.Now()
+	r, err := db.db.ExecContext(ctx, db.rebind(`UPDATE messages SET attempts = attempts + 1, locked_until = ?
+		WHERE key = ? AND status = 'sending' AND (locked_until IS NULL OR locked_until < ?)`), now.Add(lease), key, now)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("claim message %s: %w", key, err)
+	}
+	n, _ := r.RowsAffected()
+	m, err = db.MessageByKey(ctx, key)
+	return m, n == 1 && err == nil, err
+}
+
+// MarkMessageSent records that the provider accepted a sending message.
+func (db *DB) MarkMessageSent(ctx context.Context, key, provider, providerID string) error {
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE messages SET status = 'sent', provider = ?, provider_id = ?, error = '',
+		sent_at = ?, locked_until = NULL WHERE key = ? AND status = 'sending'`), provider, providerID, db.Now(), key)
+	if err != nil {
+		return fmt.Errorf("mark message %s sent: %w", key, err)
+	}
+	return nil
+}
+
+// MarkMessageFailed records a failed send. With final the message becomes
+// failed (a permanent refusal, or the last retry); without, it stays sending
+// with the error noted and its lease released, for the next retry.
+func (db *DB) MarkMessageFailed(ctx context.Context, key, provider, cause string, final bool) error {
+	q := `UPDATE messages SET provider = ?, error = ?, locked_until = NULL`
+	if final {
+		q += `, status = 'failed'`
+	}
+	_, err := db.db.ExecContext(ctx, db.rebind(q+` WHERE key = ? AND status = 'sending'`), provider, truncate(cause), key)
+	if err != nil {
+		return fmt.Errorf("record failure of message %s: %w", key, err)
+	}
+	return nil
+}
+
+// OrderMessages returns the messages of a store's order, oldest first;
+// ENOTFOUND when the order is not the store's.
+func (db *DB) OrderMessages(ctx context.Context, storeID, orderID string) ([]Message, error) {
+	var n int
+	if err := db.db.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM orders WHERE id = ? AND store_id = ?`), orderID, storeID); err != nil {
+		return nil, fmt.Errorf("read order %s: %w", orderID, err)
+	}
+	if n == 0 {
+		return nil, packline.Errorf(packline.ENOTFOUND, "order %s not found", orderID)
+	}
+	rows := []Message{}
+	err := db.db.SelectContext(ctx, &rows, db.rebind(`SELECT `+messageColumns+` FROM messages WHERE order_id = ? ORDER BY created_at, key`), orderID)
+	if err != nil {
+		return nil, fmt.Errorf("read messages of %s: %w", orderID, err)
+	}
+	for i := range rows {
+		rows[i].utc()
+	}
+	return rows, nil
+}
+
+// StoreContact is where a store's own notifications go.
+type StoreContact struct {
+	ID    string `db:"id" json:"id"`
+	Name  string `db:"name" json:"name"`
+	Flow  string `db:"flow" json:"flow"`
+	Email string `db:"email" json:"email"`
+	Phone string `db:"phone" json:"phone"`
+}
+
+// StoreContact returns a store's name and notification addresses.
+func (db *DB) StoreContact(ctx context.Context, storeID string) (StoreContact, error) {
+	return storeContact(ctx, db, db.db, storeID)
+}
+
+func storeContact(ctx context.Context, db *DB, q sqlx.QueryerContext, storeID string) (StoreContact, error) {
+	var c StoreContact
+	err := sqlx.GetContext(ctx, q, &c, db.rebind(`SELECT id, name, flow, COALESCE(email, '') AS email, COALESCE(phone, '') AS phone
+		FROM stores WHERE id = ?`), storeID)
+	if isNoRows(err) {
+		return c, packline.Errorf(packline.ENOTFOUND, "store not found")
+	}
+	if err != nil {
+		return c, fmt.Errorf("read store %s: %w", storeID, err)
+	}
+	return c, nil
+}
+
+// ContactUpdate changes a store's notification addresses: a nil field is
+// left as it is, an empty one is cleared. The caller validates them.
+type ContactUpdate struct {
+	Email *string
+	Phone *string
+}
+
+// UpdateStoreContact changes where a store's notifications go and returns
+// the result.
+func (db *DB) UpdateStoreContact(ctx context.Context, storeID string, u ContactUpdate) (StoreContact, error) {
+	var c StoreContact
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, f := range []struct {
+			col string
+			v   *string
+		}{{"email", u.Email}, {"phone", u.Phone}} {
+			if f.v == nil {
+				continue
+			}
+			var v *string
+			if *f.v != "" {
+				v = f.v
+			}
+			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE stores SET `+f.col+` = ? WHERE id = ?`), v, storeID); err != nil {
+				return fmt.Errorf("update store %s %s: %w", storeID, f.col, err)
+			}
+		}
+		var err error
+		c, err = storeContact(ctx, db, tx, storeID)
+		return err
+	})
+	return c, err
+}

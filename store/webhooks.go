@@ -1,0 +1,775 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
+)
+
+// MaxWebhookEndpoints is how many endpoints (not deleted) one store may have.
+const MaxWebhookEndpoints = 20
+
+// WebhookEndpoint is a merchant's webhook endpoint. Secret signs every
+// delivery; the API shows it once, when the endpoint is made.
+type WebhookEndpoint struct {
+	ID      string
+	StoreID string
+	URL     string
+	Secret  string
+	// Events are the filters: "order.*", "order.shipped", "*".
+	Events    []string
+	CreatedAt time.Time
+	// DisabledAt is set once the endpoint is disabled (it answered 410
+	// Gone, or failed every delivery for webhooks.DisableAfter), with the
+	// reason; nothing is sent to it any more.
+	DisabledAt     *time.Time
+	DisabledReason string
+	// FailingSince is the first failed attempt after the last success.
+	FailingSince *time.Time
+	DeletedAt    *time.Time
+}
+
+// Enabled reports whether deliveries go to the endpoint.
+func (e WebhookEndpoint) Enabled() bool { return e.DisabledAt == nil && e.DeletedAt == nil }
+
+type endpointRow struct {
+	ID             string       `db:"id"`
+	StoreID        string       `db:"store_id"`
+	URL            string       `db:"url"`
+	Secret         string       `db:"secret"`
+	Events         string       `db:"events"`
+	CreatedAt      time.Time    `db:"created_at"`
+	DisabledAt     sql.NullTime `db:"disabled_at"`
+	DisabledReason string       `db:"disabled_reason"`
+	FailingSince   sql.NullTime `db:"failing_since"`
+	DeletedAt      sql.NullTime `db:"deleted_at"`
+}
+
+const endpointColumns = `id, store_id, url, secret, events, created_at, disabled_at, disabled_reason, failing_since, deleted_at`
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+func (r *endpointRow) endpoint() (WebhookEndpoint, error) {
+	e := WebhookEndpoint{ID: r.ID, StoreID: r.StoreID, URL: r.URL, Secret: r.Secret, CreatedAt: r.CreatedAt.UTC(),
+		DisabledAt: nullTime(r.DisabledAt), DisabledReason: r.DisabledReason, FailingSince: nullTime(r.FailingSince),
+		DeletedAt: nullTime(r.DeletedAt)}
+	if err := json.Unmarshal([]byte(r.Events), &e.Events); err != nil {
+		return e, fmt.Errorf("webhook endpoint %s: events: %w", r.ID, err)
+	}
+	return e, nil
+}
+
+// CreateWebhookEndpoint adds an endpoint to a store. The caller has checked
+// the URL and the filters, and made the secret (webhooks.NewSecret).
+func (db *DB) CreateWebhookEndpoint(ctx context.Context, storeID, url, secret string, events []string) (WebhookEndpoint, error) {
+	now := db.Now()
+	e := WebhookEndpoint{ID: NewID("we", now), StoreID: storeID, URL: url, Secret: secret, Events: events, CreatedAt: now}
+	ev, err := json.Marshal(events)
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
+	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var n int
+		if err := tx.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM webhook_endpoints WHERE store_id = ? AND deleted_at IS NULL`), storeID); err != nil {
+			return fmt.Errorf("count webhook endpoints: %w", err)
+		}
+		if n >= MaxWebhookEndpoints {
+			return packline.FieldError("url", "a store may have at most %d webhook endpoints; delete one first", MaxWebhookEndpoints)
+		}
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO webhook_endpoints (id, store_id, url, secret, events, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`), e.ID, storeID, url, secret, string(ev), now)
+		if err != nil {
+			return fmt.Errorf("create webhook endpoint: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return WebhookEndpoint{}, err
+	}
+	return e, nil
+}
+
+// WebhookEndpoints returns a store's endpoints (not deleted), oldest first.
+func (db *DB) WebhookEndpoints(ctx context.Context, storeID string) ([]WebhookEndpoint, error) {
+	var rows []endpointRow
+	err := db.db.SelectContext(ctx, &rows, db.rebind(`SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE store_id = ? AND deleted_at IS NULL ORDER BY id`), storeID)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	out := make([]WebhookEndpoint, 0, len(rows))
+	for i := range rows {
+		e, err := rows[i].endpoint()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// WebhookEndpoint returns one of a store's endpoints; ENOTFOUND when it is
+// another store's, deleted, or was never made.
+func (db *DB) WebhookEndpoint(ctx context.Context, storeID, id string) (WebhookEndpoint, error) {
+	e, err := db.endpointByID(ctx, db.db, id)
+	if err != nil {
+		return e, err
+	}
+	if e.StoreID != storeID || e.DeletedAt != nil {
+		return WebhookEndpoint{}, packline.Errorf(packline.ENOTFOUND, "webhook endpoint %s not found", id)
+	}
+	return e, nil
+}
+
+func (db *DB) endpointByID(ctx context.Context, q sqlx.QueryerContext, id string) (WebhookEndpoint, error) {
+	var r endpointRow
+	err := sqlx.GetContext(ctx, q, &r, db.rebind(`SELECT `+endpointColumns+` FROM webhook_endpoints WHERE id = ?`), id)
+	if isNoRows(err) {
+		return WebhookEndpoint{}, packline.Errorf(packline.ENOTFOUND, "webhook endpoint %s not found", id)
+	}
+	if err != nil {
+		return WebhookEndpoint{}, fmt.Errorf("read webhook endpoint %s: %w", id, err)
+	}
+	return r.endpoint()
+}
+
+// DeleteWebhookEndpoint deletes one of a store's endpoints: nothing more is
+// sent to it, and its pending deliveries stop.
+func (db *DB) DeleteWebhookEndpoint(ctx context.Context, storeID, id string) error {
+	now := db.Now()
+	return db.inTx(ctx, func(tx *sqlx.Tx) error {
+		r, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET deleted_at = ?
+			WHERE id = ? AND store_id = ? AND deleted_at IS NULL`), now, id, storeID)
+		if err != nil {
+			return fmt.Errorf("delete webhook endpoint %s: %w", id, err)
+		}
+		if n, _ := r.RowsAffected(); n != 1 {
+			return packline.Errorf(packline.ENOTFOUND, "webhook endpoint %s not found", id)
+		}
+		return db.stopDeliveries(ctx, tx, id, "the endpoint was deleted")
+	})
+}
+
+// stopDeliveries marks the endpoint's pending deliveries disabled. Their
+// scheduled attempts find them so and do nothing.
+func (db *DB) stopDeliveries(ctx context.Context, tx *sqlx.Tx, endpointID, why string) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'disabled', next_attempt_at = NULL, last_error = ?
+		WHERE endpoint_id = ? AND status = 'pending'`), why, endpointID)
+	if err != nil {
+		return fmt.Errorf("stop deliveries of %s: %w", endpointID, err)
+	}
+	return nil
+}
+
+// OrderSnapshot is an order as GET /v1/orders/{id} shows it to the store's
+// merchant: the data of the order's webhooks. It is built here, where the
+// worker that delivers webhooks can reach it without the API.
+type OrderSnapshot struct {
+	ID              string                   `json:"id"`
+	Store           string                   `json:"store"`
+	Flow            string                   `json:"flow"`
+	Status          string                   `json:"status"`
+	Version         int64                    `json:"version"`
+	ExternalID      string                   `json:"external_id,omitempty"`
+	Currency        string                   `json:"currency"`
+	Customer        packline.Customer        `json:"customer"`
+	ShippingAddress *packline.Address        `json:"shipping_address,omitempty"`
+	Lines           []SnapshotLine           `json:"lines"`
+	Totals          packline.Totals          `json:"totals"`
+	ShipDate        string                   `json:"ship_date,omitempty"`
+	Payment         *SnapshotPayment         `json:"payment,omitempty"`
+	Notes           string                   `json:"notes,omitempty"`
+	Metadata        json.RawMessage          `json:"metadata,omitempty"`
+	Payments        []Payment                `json:"payments"`
+	Shipments       []SnapshotShipment       `json:"shipments"`
+	AllowedEvents   []string                 `json:"allowed_events"`
+	Timeline        []packline.TimelineEntry `json:"timeline,omitempty"`
+	CreatedAt       time.Time                `json:"created_at"`
+	UpdatedAt       time.Time                `json:"updated_at"`
+}
+
+// SnapshotShipment is an entry of an order's shipments[].
+type SnapshotShipment struct {
+	ID             string                  `json:"id"`
+	Courier        string                  `json:"courier"`
+	TrackingNumber string                  `json:"tracking_number"`
+	TrackingURL    string                  `json:"tracking_url,omitempty"`
+	LabelURL       string                  `json:"label_url"`
+	Status         string                  `json:"status"`
+	StatusAt       time.Time               `json:"status_at"`
+	Events         []SnapshotTrackingEvent `json:"events"`
+}
+
+// SnapshotTrackingEvent is one tracking update of a shipment.
+type SnapshotTrackingEvent struct {
+	Status        string    `json:"status"`
+	CourierStatus string    `json:"courier_status,omitempty"`
+	OccurredAt    time.Time `json:"occurred_at"`
+}
+
+// SnapshotLine is an order line with its total.
+type SnapshotLine struct {
+	packline.Line
+	Total int64 `json:"total"`
+}
+
+// SnapshotPayment is the payment method the order was placed with.
+type SnapshotPayment struct {
+	Method string `json:"method"`
+}
+
+// OrderSnapshot returns a store's order as its merchant sees it through the
+// API (allowed_events are the merchant's), with its payments, shipments and
+// timeline. Label URLs are baseURL (the API's public URL) and the label's
+// path, or the path alone when baseURL is empty.
+func (db *DB) OrderSnapshot(ctx context.Context, storeID, orderID, baseURL string) (OrderSnapshot, error) {
+	o, err := db.GetOrder(ctx, storeID, orderID)
+	if err != nil {
+		return OrderSnapshot{}, err
+	}
+	v := OrderSnapshot{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
+		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
+		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
+		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Shipments: []SnapshotShipment{}, AllowedEvents: []string{},
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	if o.PaymentMethod != "" {
+		v.Payment = &SnapshotPayment{Method: o.PaymentMethod}
+	}
+	v.Lines = make([]SnapshotLine, len(o.Lines))
+	for i, l := range o.Lines {
+		v.Lines[i] = SnapshotLine{Line: l, Total: l.Total()}
+	}
+	if f := db.opts.Flows.Get(o.Flow); f != nil {
+		v.AllowedEvents = f.AllowedEvents(o, packline.ActorMerchant)
+	}
+	if v.Timeline, err = db.Timeline(ctx, o.ID); err != nil {
+		return v, err
+	}
+	if v.Payments, err = db.Payments(ctx, o.ID); err != nil {
+		return v, err
+	}
+	shs, err := db.Shipments(ctx, o.ID)
+	if err != nil {
+		return v, err
+	}
+	for _, sh := range shs {
+		s := SnapshotShipment{ID: sh.ID, Courier: sh.Courier, TrackingNumber: sh.TrackingNumber, TrackingURL: sh.TrackingURL,
+			LabelURL: strings.TrimRight(baseURL, "/") + "/v1/shipments/" + sh.ID + "/label.pdf", Status: string(sh.Status),
+			StatusAt: sh.StatusAt, Events: make([]SnapshotTrackingEvent, 0, len(sh.Events))}
+		for _, e := range sh.Events {
+			s.Events = append(s.Events, SnapshotTrackingEvent{Status: string(e.Status), CourierStatus: e.CourierStatus, OccurredAt: e.OccurredAt})
+		}
+		v.Shipments = append(v.Shipments, s)
+	}
+	return v, nil
+}
+
+// Webhook delivery statuses.
+const (
+	DeliveryPending   = "pending"   // an attempt is scheduled
+	DeliveryDelivered = "delivered" // the endpoint answered 2xx
+	DeliveryFailed    = "failed"    // every attempt failed, or the message can never be sent
+	DeliveryDisabled  = "disabled"  // the endpoint was disabled or deleted first
+)
+
+// Webhook attempt outcomes, as webhooks.Outcome names them.
+const (
+	AttemptDelivered = "delivered"
+	AttemptRetry     = "retry"
+	AttemptDisable   = "disable"
+	AttemptGiveUp    = "give_up"
+)
+
+// WebhookDelivery is one message to one endpoint, with its attempts.
+type WebhookDelivery struct {
+	ID string `db:"id"`
+	// MessageID is the webhook-id, the same on every attempt.
+	MessageID  string `db:"message_id"`
+	EndpointID string `db:"endpoint_id"`
+	StoreID    string `db:"store_id"`
+	OrderID    string `db:"order_id"`
+	// EffectID is the webhook:deliver effect that owed the message.
+	EffectID  string `db:"effect_id"`
+	EventType string `db:"event_type"`
+	// Payload is the body, frozen when the delivery was made:
+	// {"type", "timestamp", "data"}.
+	Payload        string       `db:"payload"`
+	Status         string       `db:"status"`
+	Attempts       int          `db:"attempts"`
+	NextAttemptAt  sql.NullTime `db:"next_attempt_at"`
+	LastStatusCode int          `db:"last_status_code"`
+	LastError      string       `db:"last_error"`
+	CreatedAt      time.Time    `db:"created_at"`
+	DeliveredAt    sql.NullTime `db:"delivered_at"`
+	// Log is the attempts, first first (filled by WebhookDeliveries).
+	Log []WebhookAttempt `db:"-"`
+}
+
+func (d *WebhookDelivery) utc() {
+	d.CreatedAt = d.CreatedAt.UTC()
+	for _, t := range []*sql.NullTime{&d.NextAttemptAt, &d.DeliveredAt} {
+		if t.Valid {
+			t.Time = t.Time.UTC()
+		}
+	}
+}
+
+const deliveryColumns = `id, message_id, endpoint_id, store_id, order_id, effect_id, event_type, payload, status, attempts,
+	next_attempt_at, last_status_code, last_error, created_at, delivered_at`
+
+// WebhookAttempt is one attempt of a delivery.
+type WebhookAttempt struct {
+	DeliveryID   string    `db:"delivery_id"`
+	Attempt      int       `db:"attempt"`
+	AttemptedAt  time.Time `db:"attempted_at"`
+	Outcome      string    `db:"outcome"`
+	StatusCode   int       `db:"status_code"`
+	Error        string    `db:"error"`
+	LatencyMS    int64     `db:"latency_ms"`
+	ResponseBody string    `db:"response_body"`
+}
+
+// WebhookAttemptPurpose marks an outbox row of type webhook:deliver that is
+// one attempt of one delivery (its data names both), not an event to fan
+// out to the endpoints. See CreateWebhookDeliveries.
+const WebhookAttemptPurpose = "webhook_attempt"
+
+// webhookDeliverType is tasks.TypeWebhookDeliver.
+const webhookDeliverType = "webhook:deliver"
+
+// WebhookAttemptOf reads the delivery and attempt number of an attempt
+// row's effect; ok is false for a webhook:deliver effect owed by a
+// transition.
+func WebhookAttemptOf(e flows.Effect) (deliveryID string, attempt int, ok bool) {
+	if e.Purpose != WebhookAttemptPurpose {
+		return "", 0, false
+	}
+	var d struct {
+		DeliveryID string `json:"delivery_id"`
+		Attempt    int    `json:"attempt"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil || d.DeliveryID == "" || d.Attempt < 1 {
+		return "", 0, false
+	}
+	return d.DeliveryID, d.Attempt, true
+}
+
+// attemptRowID is the outbox id (and so the Asynq TaskID) of a delivery's
+// n-th attempt: a re-sent or re-scheduled attempt is one row, one task.
+func attemptRowID(deliveryID string, n int) string {
+	return deliveryID + "-a" + strconv.Itoa(n)
+}
+
+// scheduleAttempt writes the outbox row of a delivery's n-th attempt, due at
+// runAt, in the order version and position of the effect that owed the
+// message. An existing row of that attempt is left as it is.
+func (db *DB) scheduleAttempt(ctx context.Context, tx *sqlx.Tx, d WebhookDelivery, n int, runAt time.Time) error {
+	data, _ := json.Marshal(map[string]any{"delivery_id": d.ID, "attempt": n})
+	payload, err := json.Marshal(flows.Effect{Type: webhookDeliverType, Webhook: d.EventType, Purpose: WebhookAttemptPurpose,
+		Event: "webhook_attempt", Data: data})
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO outbox (id, order_id, store_id, version, seq, type, payload, status, run_at, created_at)
+		SELECT ?, order_id, store_id, version, seq, ?, ?, 'pending', ?, ? FROM outbox WHERE id = ?
+		ON CONFLICT (id) DO NOTHING`),
+		attemptRowID(d.ID, n), webhookDeliverType, string(payload), runAt.UTC().Truncate(time.Microsecond), db.Now(), d.EffectID)
+	if err != nil {
+		return fmt.Errorf("schedule attempt %d of webhook delivery %s: %w", n, d.ID, err)
+	}
+	if db.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('packline_outbox', '')`); err != nil {
+			return fmt.Errorf("notify outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// wakeOutbox tells an in-process relay that outbox rows were committed.
+func (db *DB) wakeOutbox() {
+	if db.opts.OnOutbox != nil {
+		db.opts.OnOutbox()
+	}
+}
+
+// NewWebhookMessage is one event to deliver to some of a store's endpoints.
+type NewWebhookMessage struct {
+	// EffectID is the webhook:deliver effect that owes the message.
+	EffectID string
+	// MessageID is the webhook-id (webhooks.MessageID of the effect id).
+	MessageID string
+	EventType string
+	// Payload is the body every endpoint gets on every attempt.
+	Payload []byte
+	// Endpoints are the ids of the endpoints that want the event.
+	Endpoints []string
+}
+
+// CreateWebhookDeliveries makes one delivery per (message, endpoint) and
+// schedules the first attempt of each, now, as an outbox row of its own
+// (webhook:deliver with WebhookAttemptPurpose, id delivery id + "-a1"), all
+// in one transaction. Run again for the same message it adds nothing: a
+// delivery that exists keeps its payload and progress. It returns the
+// message's deliveries.
+func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) ([]WebhookDelivery, error) {
+	now := db.Now()
+	var out []WebhookDelivery
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var eff struct {
+			OrderID string `db:"order_id"`
+			StoreID string `db:"store_id"`
+		}
+		if err := tx.GetContext(ctx, &eff, db.rebind(`SELECT order_id, store_id FROM outbox WHERE id = ?`), m.EffectID); err != nil {
+			if isNoRows(err) {
+				return packline.Errorf(packline.ENOTFOUND, "effect %s not found", m.EffectID)
+			}
+			return fmt.Errorf("read effect %s: %w", m.EffectID, err)
+		}
+		for _, ep := range m.Endpoints {
+			_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO webhook_deliveries (id, message_id, endpoint_id, store_id, order_id,
+				effect_id, event_type, payload, status, next_attempt_at, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (message_id, endpoint_id) DO NOTHING`),
+				NewID("whd", now), m.MessageID, ep, eff.StoreID, eff.OrderID, m.EffectID, m.EventType, string(m.Payload), now, now)
+			if err != nil {
+				return fmt.Errorf("create webhook delivery: %w", err)
+			}
+		}
+		if err := tx.SelectContext(ctx, &out, db.rebind(`SELECT `+deliveryColumns+` FROM webhook_deliveries
+			WHERE message_id = ? ORDER BY id`), m.MessageID); err != nil {
+			return fmt.Errorf("read webhook deliveries of %s: %w", m.MessageID, err)
+		}
+		for i := range out {
+			out[i].utc()
+			if out[i].Status == DeliveryPending && out[i].Attempts == 0 {
+				if err := db.scheduleAttempt(ctx, tx, out[i], 1, now); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.wakeOutbox()
+	return out, nil
+}
+
+// WebhookDeliveryToAttempt returns a delivery and its endpoint, for an
+// attempt.
+func (db *DB) WebhookDeliveryToAttempt(ctx context.Context, deliveryID string) (WebhookDelivery, WebhookEndpoint, error) {
+	d, err := db.deliveryByID(ctx, db.db, deliveryID, false)
+	if err != nil {
+		return d, WebhookEndpoint{}, err
+	}
+	e, err := db.endpointByID(ctx, db.db, d.EndpointID)
+	return d, e, err
+}
+
+func (db *DB) deliveryByID(ctx context.Context, q sqlx.QueryerContext, id string, lock bool) (WebhookDelivery, error) {
+	query := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE id = ?`
+	if lock && db.dialect == Postgres {
+		query += ` FOR UPDATE`
+	}
+	var d WebhookDelivery
+	err := sqlx.GetContext(ctx, q, &d, db.rebind(query), id)
+	if isNoRows(err) {
+		return d, packline.Errorf(packline.ENOTFOUND, "webhook delivery %s not found", id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read webhook delivery %s: %w", id, err)
+	}
+	d.utc()
+	return d, nil
+}
+
+// AttemptRecord is one attempt's result, for RecordWebhookAttempt.
+type AttemptRecord struct {
+	DeliveryID string
+	// Attempt counts from 1; it must be the delivery's attempts + 1.
+	Attempt      int
+	AttemptedAt  time.Time
+	Outcome      string // AttemptDelivered, AttemptRetry, AttemptDisable, AttemptGiveUp
+	StatusCode   int
+	Error        string
+	Latency      time.Duration
+	ResponseBody string
+	// RetryIn is when to try again after a failed attempt (Outcome
+	// AttemptRetry); Retry false means that was the last attempt.
+	RetryIn time.Duration
+	Retry   bool
+	// ShouldDisable says whether an endpoint that has failed since
+	// failingSince is to be disabled at now (webhooks.ShouldDisable, with
+	// the timer scale). Asked after a failed attempt.
+	ShouldDisable func(failingSince, now time.Time) bool
+}
+
+// AttemptResult is what recording an attempt did.
+type AttemptResult struct {
+	// Recorded is false when the delivery had moved on (another run of the
+	// same attempt recorded it, a replay overtook it, or the endpoint was
+	// disabled or deleted): nothing was written.
+	Recorded bool
+	Delivery WebhookDelivery
+	// Disabled is set when this attempt disabled the endpoint, with the
+	// reason: the merchant is to be told.
+	Disabled       bool
+	DisabledReason string
+}
+
+// RecordWebhookAttempt records an attempt and what follows from it, in one
+// transaction: the attempt row; the delivery delivered, failed, or pending
+// with its next attempt scheduled as an outbox row (id delivery id + "-a" +
+// n, due after RetryIn); the endpoint's failing_since cleared by a success
+// or set by the first failure; and the endpoint disabled (with every pending
+// delivery of it) on a 410 or when ShouldDisable says it failed too long.
+func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (AttemptResult, error) {
+	now := db.Now()
+	var res AttemptResult
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Lock the endpoint, then the delivery: the order every writer of
+		// both takes (deleting an endpoint stops its deliveries), so two
+		// never wait for each other.
+		d, err := db.deliveryByID(ctx, tx, rec.DeliveryID, false)
+		if err != nil {
+			return err
+		}
+		if db.dialect == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, d.EndpointID); err != nil {
+				return fmt.Errorf("lock webhook endpoint %s: %w", d.EndpointID, err)
+			}
+		}
+		if d, err = db.deliveryByID(ctx, tx, rec.DeliveryID, true); err != nil {
+			return err
+		}
+		if d.Status != DeliveryPending || d.Attempts != rec.Attempt-1 {
+			res.Delivery = d
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, outcome, status_code,
+			error, latency_ms, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, rec.Attempt, rec.AttemptedAt.UTC().Truncate(time.Microsecond), rec.Outcome, rec.StatusCode,
+			truncate(rec.Error), rec.Latency.Milliseconds(), truncate(rec.ResponseBody))
+		if err != nil {
+			return fmt.Errorf("record attempt %d of webhook delivery %s: %w", rec.Attempt, d.ID, err)
+		}
+		res.Recorded = true
+		status, next := d.Status, (*time.Time)(nil)
+		var deliveredAt *time.Time
+		switch rec.Outcome {
+		case AttemptDelivered:
+			status, deliveredAt = DeliveryDelivered, &now
+			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?`), d.EndpointID); err != nil {
+				return fmt.Errorf("clear failures of webhook endpoint %s: %w", d.EndpointID, err)
+			}
+		case AttemptDisable:
+			status = DeliveryDisabled
+			res.Disabled, res.DisabledReason = true, fmt.Sprintf("the endpoint answered %d Gone", rec.StatusCode)
+		case AttemptGiveUp:
+			status = DeliveryFailed
+		default:
+			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = ?
+				WHERE id = ? AND failing_since IS NULL`), now, d.EndpointID); err != nil {
+				return fmt.Errorf("record failure of webhook endpoint %s: %w", d.EndpointID, err)
+			}
+			ep, err := db.endpointByID(ctx, tx, d.EndpointID)
+			if err != nil {
+				return err
+			}
+			switch {
+			case ep.FailingSince != nil && rec.ShouldDisable != nil && rec.ShouldDisable(*ep.FailingSince, now):
+				status = DeliveryDisabled
+				res.Disabled = true
+				res.DisabledReason = fmt.Sprintf("every delivery failed since %s", ep.FailingSince.Format(time.RFC3339))
+			case rec.Retry:
+				at := now.Add(rec.RetryIn)
+				next = &at
+				if err := db.scheduleAttempt(ctx, tx, d, rec.Attempt+1, at); err != nil {
+					return err
+				}
+			default:
+				status = DeliveryFailed
+			}
+		}
+		_, err = tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+			last_status_code = ?, last_error = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?`),
+			status, rec.Attempt, next, rec.StatusCode, truncate(rec.Error), deliveredAt, d.ID)
+		if err != nil {
+			return fmt.Errorf("update webhook delivery %s: %w", d.ID, err)
+		}
+		if res.Disabled {
+			r, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?
+				WHERE id = ? AND disabled_at IS NULL`), now, res.DisabledReason, d.EndpointID)
+			if err != nil {
+				return fmt.Errorf("disable webhook endpoint %s: %w", d.EndpointID, err)
+			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				res.Disabled = false // another attempt disabled it first and tells the merchant
+			}
+			if err := db.stopDeliveries(ctx, tx, d.EndpointID, "the endpoint was disabled"); err != nil {
+				return err
+			}
+		}
+		res.Delivery, err = db.deliveryByID(ctx, tx, d.ID, false)
+		return err
+	})
+	if err != nil {
+		return AttemptResult{}, err
+	}
+	if res.Recorded {
+		db.wakeOutbox()
+	}
+	return res, nil
+}
+
+// StopWebhookDelivery marks a pending delivery disabled (its endpoint is
+// disabled or gone), without an attempt.
+func (db *DB) StopWebhookDelivery(ctx context.Context, deliveryID, why string) error {
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'disabled', next_attempt_at = NULL, last_error = ?
+		WHERE id = ? AND status = 'pending'`), why, deliveryID)
+	if err != nil {
+		return fmt.Errorf("stop webhook delivery %s: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// ReplayWebhookDelivery sends a delivery of one of the store's endpoints
+// again, now, with the same webhook-id and body: one more attempt, whatever
+// became of the earlier ones. A delivery waiting for a retry has that retry
+// brought forward. ECONFLICT when the endpoint is disabled or an attempt is
+// under way; ENOTFOUND when the endpoint or delivery is not the store's.
+func (db *DB) ReplayWebhookDelivery(ctx context.Context, storeID, endpointID, deliveryID string) (WebhookDelivery, error) {
+	now := db.Now()
+	var d WebhookDelivery
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		ep, err := db.endpointByID(ctx, tx, endpointID)
+		if err != nil {
+			return err
+		}
+		if ep.StoreID != storeID || ep.DeletedAt != nil {
+			return packline.Errorf(packline.ENOTFOUND, "webhook endpoint %s not found", endpointID)
+		}
+		if ep.DisabledAt != nil {
+			return packline.Errorf(packline.ECONFLICT, "webhook endpoint %s is disabled (%s); create a new endpoint", endpointID, ep.DisabledReason)
+		}
+		d, err = db.deliveryByID(ctx, tx, deliveryID, true)
+		if err != nil {
+			return err
+		}
+		if d.EndpointID != endpointID {
+			return packline.Errorf(packline.ENOTFOUND, "webhook delivery %s not found", deliveryID)
+		}
+		next := d.Attempts + 1
+		id := attemptRowID(d.ID, next)
+		var rowStatus []string
+		if err := tx.SelectContext(ctx, &rowStatus, db.rebind(`SELECT status FROM outbox WHERE id = ?`), id); err != nil {
+			return fmt.Errorf("read attempt %s: %w", id, err)
+		}
+		switch {
+		case len(rowStatus) == 1 && rowStatus[0] == EffectEnqueued:
+			return packline.Errorf(packline.ECONFLICT, "an attempt of webhook delivery %s is under way; try again when it is logged", d.ID)
+		case len(rowStatus) == 1:
+			// Waiting for its time (a retry): bring it forward. Done without
+			// being logged (it found the delivery stopped, or gave up on a
+			// database error): run it again.
+			_, err := tx.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', run_at = ?, done_at = NULL, started_at = NULL
+				WHERE id = ?`), now, id)
+			if err != nil {
+				return fmt.Errorf("bring attempt %s forward: %w", id, err)
+			}
+		default:
+			if err := db.scheduleAttempt(ctx, tx, d, next, now); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?`), now, d.ID); err != nil {
+			return fmt.Errorf("replay webhook delivery %s: %w", d.ID, err)
+		}
+		d, err = db.deliveryByID(ctx, tx, d.ID, false)
+		return err
+	})
+	if err != nil {
+		return WebhookDelivery{}, err
+	}
+	db.wakeOutbox()
+	ds := []WebhookDelivery{d}
+	if err := db.loadAttempts(ctx, ds); err != nil {
+		return WebhookDelivery{}, err
+	}
+	return ds[0], nil
+}
+
+// WebhookDeliveries returns a page of an endpoint's deliveries, newest
+// first, each with its attempts, and the cursor of the next page ("" at the
+// end); ENOTFOUND when the endpoint is not the store's.
+func (db *DB) WebhookDeliveries(ctx context.Context, storeID, endpointID string, limit int, cursor string) ([]WebhookDelivery, string, error) {
+	if _, err := db.WebhookEndpoint(ctx, storeID, endpointID); err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 || limit > 100 {
+		limit = 50
+	}
+	q := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE endpoint_id = ?`
+	args := []any{endpointID}
+	if cursor != "" {
+		q += ` AND id < ?`
+		args = append(args, cursor)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1)
+	out := []WebhookDelivery{}
+	if err := db.db.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
+		return nil, "", fmt.Errorf("list webhook deliveries of %s: %w", endpointID, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[len(out)-1].ID
+	}
+	for i := range out {
+		out[i].utc()
+	}
+	return out, next, db.loadAttempts(ctx, out)
+}
+
+// loadAttempts fills the Log of each delivery.
+func (db *DB) loadAttempts(ctx context.Context, ds []WebhookDelivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ds))
+	byID := make(map[string]*WebhookDelivery, len(ds))
+	for i := range ds {
+		ds[i].Log = []WebhookAttempt{}
+		ids[i] = ds[i].ID
+		byID[ds[i].ID] = &ds[i]
+	}
+	query, args, err := sqlx.In(`SELECT delivery_id, attempt, attempted_at, outcome, status_code, error, latency_ms, response_body
+		FROM webhook_attempts WHERE delivery_id IN (?) ORDER BY delivery_id, attempt`, ids)
+	if err != nil {
+		return err
+	}
+	var attempts []WebhookAttempt
+	if err := db.db.SelectContext(ctx, &attempts, db.rebind(query), args...); err != nil {
+		return fmt.Errorf("read webhook attempts: %w", err)
+	}
+	for _, a := range attempts {
+		a.AttemptedAt = a.AttemptedAt.UTC()
+		byID[a.DeliveryID].Log = append(byID[a.DeliveryID].Log, a)
+	}
+	return nil
+}

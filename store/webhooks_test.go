@@ -1,0 +1,272 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/packline/packline"
+	"github.com/packline/packline/store"
+	"github.com/packline/packline/store/storetest"
+)
+
+func TestWebhookEndpointsCRUD(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		db, s := setup(t, dialect)
+		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, err := db.CreateWebhookEndpoint(ctx, s.ID, "https://shop.example/hooks", "whsec_x", []string{"order.*"})
+		if err != nil || !strings.HasPrefix(ep.ID, "we_") || !ep.Enabled() {
+			t.Fatalf("create %+v %v", ep, err)
+		}
+		got, err := db.WebhookEndpoint(ctx, s.ID, ep.ID)
+		if err != nil || got.URL != ep.URL || got.Secret != "whsec_x" || len(got.Events) != 1 || got.Events[0] != "order.*" {
+			t.Fatalf("get %+v %v", got, err)
+		}
+		if _, err := db.WebhookEndpoint(ctx, other.ID, ep.ID); code(err) != packline.ENOTFOUND {
+			t.Fatalf("another store's endpoint: %v", err)
+		}
+		if err := db.DeleteWebhookEndpoint(ctx, other.ID, ep.ID); code(err) != packline.ENOTFOUND {
+			t.Fatalf("another store deleted it: %v", err)
+		}
+		if err := db.DeleteWebhookEndpoint(ctx, s.ID, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.WebhookEndpoint(ctx, s.ID, ep.ID); code(err) != packline.ENOTFOUND {
+			t.Fatalf("a deleted endpoint: %v", err)
+		}
+		for i := range store.MaxWebhookEndpoints {
+			if _, err := db.CreateWebhookEndpoint(ctx, s.ID, fmt.Sprintf("https://shop.example/%d", i), "whsec_x", []string{"*"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.CreateWebhookEndpoint(ctx, s.ID, "https://shop.example/one-too-many", "whsec_x", []string{"*"}); code(err) != packline.EINVALID {
+			t.Fatalf("endpoint over the limit: %v", err)
+		}
+		list, err := db.WebhookEndpoints(ctx, s.ID)
+		if err != nil || len(list) != store.MaxWebhookEndpoints {
+			t.Fatalf("list: %d %v", len(list), err)
+		}
+	})
+}
+
+// hookFixture is an order whose creation owes a webhook:deliver, and two
+// endpoints of its store.
+type hookFixture struct {
+	db       *store.DB
+	s        store.Store
+	order    *packline.Order
+	effectID string
+	a, b     store.WebhookEndpoint
+}
+
+func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixture {
+	t.Helper()
+	ctx := context.Background()
+	db := storetest.Open(t, dialect, opts)
+	s, _, _, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := hookFixture{db: db, s: s}
+	if f.order, _, err = db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.effectID = effectOf(t, db, f.order.ID, "webhook:deliver")
+	if f.a, err = db.CreateWebhookEndpoint(ctx, s.ID, "https://a.example/hooks", "whsec_a", []string{"order.*"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.b, err = db.CreateWebhookEndpoint(ctx, s.ID, "https://b.example/hooks", "whsec_b", []string{"*"}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f hookFixture) fanOut(t *testing.T) map[string]store.WebhookDelivery {
+	t.Helper()
+	ds, err := f.db.CreateWebhookDeliveries(context.Background(), store.NewWebhookMessage{EffectID: f.effectID, MessageID: "msg_1",
+		EventType: "order.pending", Payload: []byte(`{"type":"order.pending","timestamp":"2026-01-02T03:04:05Z","data":{}}`),
+		Endpoints: []string{f.a.ID, f.b.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.WebhookDelivery{}
+	for _, d := range ds {
+		out[d.EndpointID] = d
+	}
+	if len(out) != 2 {
+		t.Fatalf("%d deliveries for two endpoints", len(out))
+	}
+	return out
+}
+
+// attemptRows returns the order's webhook attempt rows by id.
+func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.OutboxRow {
+	t.Helper()
+	rows, err := db.Outbox(context.Background(), orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.OutboxRow{}
+	for _, r := range rows {
+		e, err := r.Effect()
+		if r.Type != "webhook:deliver" || err != nil {
+			continue
+		}
+		if id, n, ok := store.WebhookAttemptOf(e); ok {
+			if want := fmt.Sprintf("%s-a%d", id, n); r.ID != want {
+				t.Fatalf("attempt row %s names attempt %s", r.ID, want)
+			}
+			out[r.ID] = r
+		}
+	}
+	return out
+}
+
+// One delivery per (message, endpoint), each with one first attempt due
+// now, however often the fan-out runs; attempts are recorded in order, once,
+// with the next one scheduled per the caller's RetryIn.
+func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		f := newHookFixture(t, dialect, store.Options{})
+		ds := f.fanOut(t)
+		again := f.fanOut(t)
+		d := ds[f.a.ID]
+		if again[f.a.ID].ID != d.ID || d.Status != store.DeliveryPending || d.Attempts != 0 || d.OrderID != f.order.ID {
+			t.Fatalf("delivery %+v, again %+v", d, again[f.a.ID])
+		}
+		rows := attemptRows(t, f.db, f.order.ID)
+		if len(rows) != 2 {
+			t.Fatalf("%d attempt rows, want one per delivery", len(rows))
+		}
+		first := rows[d.ID+"-a1"]
+		if first.Status != store.EffectPending || first.RunAt.After(time.Now().Add(time.Second)) {
+			t.Fatalf("first attempt row %+v", first)
+		}
+
+		rec := store.AttemptRecord{DeliveryID: d.ID, Attempt: 1, AttemptedAt: time.Now(), Outcome: store.AttemptRetry,
+			StatusCode: 500, Error: "HTTP 500", Latency: 12 * time.Millisecond, ResponseBody: "down",
+			Retry: true, RetryIn: time.Hour, ShouldDisable: func(since, now time.Time) bool { return false }}
+		res, err := f.db.RecordWebhookAttempt(ctx, rec)
+		if err != nil || !res.Recorded || res.Delivery.Attempts != 1 || res.Delivery.Status != store.DeliveryPending ||
+			!res.Delivery.NextAttemptAt.Valid || res.Delivery.LastStatusCode != 500 {
+			t.Fatalf("record attempt 1: %+v %v", res, err)
+		}
+		second := attemptRows(t, f.db, f.order.ID)[d.ID+"-a2"]
+		if second.Status != store.EffectPending || second.RunAt.Before(time.Now().Add(50*time.Minute)) {
+			t.Fatalf("second attempt row %+v, want due in an hour", second)
+		}
+		// The same attempt recorded twice (a task run twice) is recorded once.
+		if res, err := f.db.RecordWebhookAttempt(ctx, rec); err != nil || res.Recorded {
+			t.Fatalf("attempt 1 again: %+v %v", res, err)
+		}
+		ep, _ := f.db.WebhookEndpoint(ctx, f.s.ID, f.a.ID)
+		if ep.FailingSince == nil {
+			t.Fatal("a failure did not mark the endpoint failing")
+		}
+
+		rec = store.AttemptRecord{DeliveryID: d.ID, Attempt: 2, AttemptedAt: time.Now(), Outcome: store.AttemptDelivered, StatusCode: 204, Latency: time.Millisecond}
+		if res, err := f.db.RecordWebhookAttempt(ctx, rec); err != nil || !res.Recorded || res.Delivery.Status != store.DeliveryDelivered || !res.Delivery.DeliveredAt.Valid {
+			t.Fatalf("record attempt 2: %+v %v", res, err)
+		}
+		if ep, _ := f.db.WebhookEndpoint(ctx, f.s.ID, f.a.ID); ep.FailingSince != nil {
+			t.Fatal("a success left the endpoint failing")
+		}
+		log, next, err := f.db.WebhookDeliveries(ctx, f.s.ID, f.a.ID, 10, "")
+		if err != nil || next != "" || len(log) != 1 || len(log[0].Log) != 2 {
+			t.Fatalf("delivery log %+v %q %v", log, next, err)
+		}
+		if a := log[0].Log[0]; a.Attempt != 1 || a.Outcome != store.AttemptRetry || a.StatusCode != 500 || a.LatencyMS != 12 || a.ResponseBody != "down" {
+			t.Fatalf("attempt 1 logged as %+v", a)
+		}
+
+		// Replay: one more attempt, now, same delivery.
+		r, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.a.ID, d.ID)
+		if err != nil || r.Status != store.DeliveryPending || len(r.Log) != 2 {
+			t.Fatalf("replay %+v %v", r, err)
+		}
+		if third := attemptRows(t, f.db, f.order.ID)[d.ID+"-a3"]; third.Status != store.EffectPending || third.RunAt.After(time.Now().Add(time.Second)) {
+			t.Fatalf("replayed attempt row %+v", third)
+		}
+		// A replay of a delivery waiting for its retry brings the retry forward.
+		other := ds[f.b.ID]
+		if _, err := f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: other.ID, Attempt: 1, AttemptedAt: time.Now(),
+			Outcome: store.AttemptRetry, Retry: true, RetryIn: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.b.ID, other.ID); err != nil {
+			t.Fatal(err)
+		}
+		if row := attemptRows(t, f.db, f.order.ID)[other.ID+"-a2"]; row.RunAt.After(time.Now().Add(time.Second)) {
+			t.Fatalf("the retry was not brought forward: %+v", row)
+		}
+		if _, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.b.ID, d.ID); code(err) != packline.ENOTFOUND {
+			t.Fatalf("replay of a delivery through another endpoint: %v", err)
+		}
+	})
+}
+
+// A 410 disables the endpoint and stops its other pending deliveries; so
+// does failing past ShouldDisable.
+func TestWebhookEndpointDisabled(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		f := newHookFixture(t, dialect, store.Options{})
+		ds := f.fanOut(t)
+
+		res, err := f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: ds[f.a.ID].ID, Attempt: 1, AttemptedAt: time.Now(),
+			Outcome: store.AttemptDisable, StatusCode: 410})
+		if err != nil || !res.Disabled || res.Delivery.Status != store.DeliveryDisabled || !strings.Contains(res.DisabledReason, "410") {
+			t.Fatalf("410: %+v %v", res, err)
+		}
+		ep, _ := f.db.WebhookEndpoint(ctx, f.s.ID, f.a.ID)
+		if ep.Enabled() || ep.DisabledReason == "" {
+			t.Fatalf("endpoint after 410: %+v", ep)
+		}
+		if _, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.a.ID, ds[f.a.ID].ID); code(err) != packline.ECONFLICT {
+			t.Fatalf("replay to a disabled endpoint: %v", err)
+		}
+
+		// Endpoint b fails long enough to be disabled; its other pending
+		// delivery stops with it.
+		o2, _, err := f.db.CreateOrder(ctx, f.s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, err := f.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: effectOf(t, f.db, o2.ID, "webhook:deliver"),
+			MessageID: "msg_2", EventType: "order.pending", Payload: []byte(`{}`), Endpoints: []string{f.b.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sinceSeen time.Time
+		res, err = f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: ds[f.b.ID].ID, Attempt: 1, AttemptedAt: time.Now(),
+			Outcome: store.AttemptRetry, StatusCode: 503, Retry: true, RetryIn: time.Minute,
+			ShouldDisable: func(since, now time.Time) bool { sinceSeen = since; return true }})
+		if err != nil || !res.Disabled || res.Delivery.Status != store.DeliveryDisabled || sinceSeen.IsZero() {
+			t.Fatalf("failing too long: %+v %v", res, err)
+		}
+		log, _, err := f.db.WebhookDeliveries(ctx, f.s.ID, f.b.ID, 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range log {
+			if d.Status != store.DeliveryDisabled {
+				t.Fatalf("delivery %s of a disabled endpoint is %s", d.ID, d.Status)
+			}
+		}
+		if len(log) != 2 || log[0].ID != pending[0].ID {
+			t.Fatalf("log %+v, newest first", log)
+		}
+		b, _ := json.Marshal(log[0])
+		if strings.Contains(string(b), "whsec_") {
+			t.Fatal("a delivery carries the endpoint's secret")
+		}
+	})
+}
