@@ -7,78 +7,25 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/packline/packline"
 	"github.com/packline/packline/store"
 )
 
-// orderView is an order as the API shows it (API.md).
-type orderView struct {
-	ID              string                   `json:"id"`
-	Store           string                   `json:"store"`
-	Flow            string                   `json:"flow"`
-	Status          string                   `json:"status"`
-	Version         int64                    `json:"version"`
-	ExternalID      string                   `json:"external_id,omitempty"`
-	Currency        string                   `json:"currency"`
-	Customer        packline.Customer        `json:"customer"`
-	ShippingAddress *packline.Address        `json:"shipping_address,omitempty"`
-	Lines           []lineView               `json:"lines"`
-	Totals          packline.Totals          `json:"totals"`
-	ShipDate        string                   `json:"ship_date,omitempty"`
-	Payment         *paymentInput            `json:"payment,omitempty"`
-	Notes           string                   `json:"notes,omitempty"`
-	Metadata        json.RawMessage          `json:"metadata,omitempty"`
-	Payments        []store.Payment          `json:"payments"`
-	Shipments       []shipmentView           `json:"shipments"`
-	AllowedEvents   []string                 `json:"allowed_events"`
-	Timeline        []packline.TimelineEntry `json:"timeline,omitempty"`
-	CreatedAt       time.Time                `json:"created_at"`
-	UpdatedAt       time.Time                `json:"updated_at"`
+// view is the order as the caller sees it (allowed_events are those its
+// actor may send), with its timeline when full.
+func (s *Server) view(ctx context.Context, o *packline.Order, k store.Key, full bool) (store.OrderView, error) {
+	return s.db.ViewOrder(ctx, o, k.Actor().Type, baseURLFrom(ctx), full)
 }
 
-type lineView struct {
-	packline.Line
-	Total int64 `json:"total"`
-}
-
-// view builds the order's representation for the caller (allowed_events are
-// those the caller's actor may send).
-func (s *Server) view(o *packline.Order, k store.Key) orderView {
-	v := orderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
-		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
-		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
-		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: []store.Payment{}, Shipments: []shipmentView{},
-		AllowedEvents: []string{}, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-	if o.PaymentMethod != "" {
-		v.Payment = &paymentInput{Method: o.PaymentMethod}
-	}
-	v.Lines = make([]lineView, len(o.Lines))
-	for i, l := range o.Lines {
-		v.Lines[i] = lineView{Line: l, Total: l.Total()}
-	}
-	if f := s.db.Flows().Get(o.Flow); f != nil {
-		v.AllowedEvents = f.AllowedEvents(o, k.Actor().Type)
-	}
-	return v
-}
-
-// fullView adds the timeline and the payment attempts.
-func (s *Server) fullView(ctx context.Context, o *packline.Order, k store.Key) (orderView, error) {
-	v := s.view(o, k)
-	tl, err := s.db.Timeline(ctx, o.ID)
+// writeOrder answers with the full view of o.
+func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, k store.Key, o *packline.Order, status int) {
+	v, err := s.view(r.Context(), o, k, true)
 	if err != nil {
-		return v, err
+		s.writeError(w, r, err)
+		return
 	}
-	v.Timeline = tl
-	if v.Payments, err = s.db.Payments(ctx, o.ID); err != nil {
-		return v, err
-	}
-	if v.Shipments, err = s.shipmentViews(ctx, o.ID); err != nil {
-		return v, err
-	}
-	return v, nil
+	writeJSON(w, status, v)
 }
 
 func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, k store.Key) {
@@ -109,18 +56,13 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, k store.Key
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.fullView(r.Context(), created, k)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	status := http.StatusCreated
 	if !isNew {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/v1/orders/"+created.ID)
-	writeJSON(w, status, v)
+	s.writeOrder(w, r, k, created, status)
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, k store.Key) {
@@ -129,12 +71,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, k store.Key) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.fullView(r.Context(), o, k)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeOrder(w, r, k, o, http.StatusOK)
 }
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key) {
@@ -160,11 +97,16 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key)
 		return
 	}
 	out := struct {
-		Orders     []orderView `json:"orders"`
-		NextCursor *string     `json:"next_cursor"`
-	}{Orders: make([]orderView, 0, len(orders))}
+		Orders     []store.OrderView `json:"orders"`
+		NextCursor *string           `json:"next_cursor"`
+	}{Orders: make([]store.OrderView, 0, len(orders))}
 	for _, o := range orders {
-		out.Orders = append(out.Orders, s.view(o, k))
+		v, err := s.view(r.Context(), o, k, false)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out.Orders = append(out.Orders, v)
 	}
 	if next != "" {
 		out.NextCursor = &next
@@ -210,12 +152,7 @@ func (s *Server) sendEvent(w http.ResponseWriter, r *http.Request, k store.Key) 
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.fullView(r.Context(), o, k)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeOrder(w, r, k, o, http.StatusOK)
 }
 
 // checkData bounds an event's free-form data: size, and no control
@@ -272,12 +209,7 @@ func (s *Server) addNote(w http.ResponseWriter, r *http.Request, k store.Key) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.fullView(r.Context(), o, k)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, v)
+	s.writeOrder(w, r, k, o, http.StatusCreated)
 }
 
 func (s *Server) putStock(w http.ResponseWriter, r *http.Request, k store.Key) {

@@ -5,54 +5,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/packline/packline/store"
 )
-
-// shipmentView is an entry of an order's shipments[] (API.md).
-type shipmentView struct {
-	ID             string          `json:"id"`
-	Courier        string          `json:"courier"`
-	TrackingNumber string          `json:"tracking_number"`
-	TrackingURL    string          `json:"tracking_url,omitempty"`
-	LabelURL       string          `json:"label_url"`
-	Status         string          `json:"status"`
-	StatusAt       time.Time       `json:"status_at"`
-	Events         []trackingEvent `json:"events"`
-}
-
-// trackingEvent is one tracking update of a shipment.
-type trackingEvent struct {
-	Status        string    `json:"status"`
-	CourierStatus string    `json:"courier_status,omitempty"`
-	OccurredAt    time.Time `json:"occurred_at"`
-}
-
-// labelPath is the API path of a shipment's label (the worker reports the
-// same path in label_created's data).
-func labelPath(shipmentID string) string { return "/v1/shipments/" + shipmentID + "/label.pdf" }
-
-// shipmentViews lists an order's shipments, with label URLs made absolute
-// on the request's base URL.
-func (s *Server) shipmentViews(ctx context.Context, orderID string) ([]shipmentView, error) {
-	shs, err := s.db.Shipments(ctx, orderID)
-	if err != nil {
-		return nil, err
-	}
-	base := baseURLFrom(ctx)
-	out := make([]shipmentView, 0, len(shs))
-	for _, sh := range shs {
-		v := shipmentView{ID: sh.ID, Courier: sh.Courier, TrackingNumber: sh.TrackingNumber, TrackingURL: sh.TrackingURL,
-			LabelURL: base + labelPath(sh.ID), Status: string(sh.Status), StatusAt: sh.StatusAt,
-			Events: make([]trackingEvent, 0, len(sh.Events))}
-		for _, e := range sh.Events {
-			v.Events = append(v.Events, trackingEvent{Status: string(e.Status), CourierStatus: e.CourierStatus, OccurredAt: e.OccurredAt})
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
 
 // shipmentLabel is GET /v1/shipments/{id}/label.pdf: the printable label,
 // for a key of the shipment's store.

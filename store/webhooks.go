@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -173,109 +172,6 @@ func (db *DB) stopDeliveries(ctx context.Context, tx *sqlx.Tx, endpointID, why s
 		return fmt.Errorf("stop deliveries of %s: %w", endpointID, err)
 	}
 	return nil
-}
-
-// OrderSnapshot is an order as GET /v1/orders/{id} shows it to the store's
-// merchant: the data of the order's webhooks. It is built here, where the
-// worker that delivers webhooks can reach it without the API.
-type OrderSnapshot struct {
-	ID              string                   `json:"id"`
-	Store           string                   `json:"store"`
-	Flow            string                   `json:"flow"`
-	Status          string                   `json:"status"`
-	Version         int64                    `json:"version"`
-	ExternalID      string                   `json:"external_id,omitempty"`
-	Currency        string                   `json:"currency"`
-	Customer        packline.Customer        `json:"customer"`
-	ShippingAddress *packline.Address        `json:"shipping_address,omitempty"`
-	Lines           []SnapshotLine           `json:"lines"`
-	Totals          packline.Totals          `json:"totals"`
-	ShipDate        string                   `json:"ship_date,omitempty"`
-	Payment         *SnapshotPayment         `json:"payment,omitempty"`
-	Notes           string                   `json:"notes,omitempty"`
-	Metadata        json.RawMessage          `json:"metadata,omitempty"`
-	Payments        []Payment                `json:"payments"`
-	Shipments       []SnapshotShipment       `json:"shipments"`
-	AllowedEvents   []string                 `json:"allowed_events"`
-	Timeline        []packline.TimelineEntry `json:"timeline,omitempty"`
-	CreatedAt       time.Time                `json:"created_at"`
-	UpdatedAt       time.Time                `json:"updated_at"`
-}
-
-// SnapshotShipment is an entry of an order's shipments[].
-type SnapshotShipment struct {
-	ID             string                  `json:"id"`
-	Courier        string                  `json:"courier"`
-	TrackingNumber string                  `json:"tracking_number"`
-	TrackingURL    string                  `json:"tracking_url,omitempty"`
-	LabelURL       string                  `json:"label_url"`
-	Status         string                  `json:"status"`
-	StatusAt       time.Time               `json:"status_at"`
-	Events         []SnapshotTrackingEvent `json:"events"`
-}
-
-// SnapshotTrackingEvent is one tracking update of a shipment.
-type SnapshotTrackingEvent struct {
-	Status        string    `json:"status"`
-	CourierStatus string    `json:"courier_status,omitempty"`
-	OccurredAt    time.Time `json:"occurred_at"`
-}
-
-// SnapshotLine is an order line with its total.
-type SnapshotLine struct {
-	packline.Line
-	Total int64 `json:"total"`
-}
-
-// SnapshotPayment is the payment method the order was placed with.
-type SnapshotPayment struct {
-	Method string `json:"method"`
-}
-
-// OrderSnapshot returns a store's order as its merchant sees it through the
-// API (allowed_events are the merchant's), with its payments, shipments and
-// timeline. Label URLs are baseURL (the API's public URL) and the label's
-// path, or the path alone when baseURL is empty.
-func (db *DB) OrderSnapshot(ctx context.Context, storeID, orderID, baseURL string) (OrderSnapshot, error) {
-	o, err := db.GetOrder(ctx, storeID, orderID)
-	if err != nil {
-		return OrderSnapshot{}, err
-	}
-	v := OrderSnapshot{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
-		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
-		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
-		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Shipments: []SnapshotShipment{}, AllowedEvents: []string{},
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-	if o.PaymentMethod != "" {
-		v.Payment = &SnapshotPayment{Method: o.PaymentMethod}
-	}
-	v.Lines = make([]SnapshotLine, len(o.Lines))
-	for i, l := range o.Lines {
-		v.Lines[i] = SnapshotLine{Line: l, Total: l.Total()}
-	}
-	if f := db.opts.Flows.Get(o.Flow); f != nil {
-		v.AllowedEvents = f.AllowedEvents(o, packline.ActorMerchant)
-	}
-	if v.Timeline, err = db.Timeline(ctx, o.ID); err != nil {
-		return v, err
-	}
-	if v.Payments, err = db.Payments(ctx, o.ID); err != nil {
-		return v, err
-	}
-	shs, err := db.Shipments(ctx, o.ID)
-	if err != nil {
-		return v, err
-	}
-	for _, sh := range shs {
-		s := SnapshotShipment{ID: sh.ID, Courier: sh.Courier, TrackingNumber: sh.TrackingNumber, TrackingURL: sh.TrackingURL,
-			LabelURL: strings.TrimRight(baseURL, "/") + "/v1/shipments/" + sh.ID + "/label.pdf", Status: string(sh.Status),
-			StatusAt: sh.StatusAt, Events: make([]SnapshotTrackingEvent, 0, len(sh.Events))}
-		for _, e := range sh.Events {
-			s.Events = append(s.Events, SnapshotTrackingEvent{Status: string(e.Status), CourierStatus: e.CourierStatus, OccurredAt: e.OccurredAt})
-		}
-		v.Shipments = append(v.Shipments, s)
-	}
-	return v, nil
 }
 
 // Webhook delivery statuses.

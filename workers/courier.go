@@ -121,12 +121,9 @@ func (h *CourierLabels) giveUp(ctx context.Context, e Effect, note string, cause
 	return fmt.Errorf("label for order %s: %w: %w", e.OrderID, cause, asynq.SkipRetry)
 }
 
-// LabelPath is the API path of a shipment's label PDF.
-func LabelPath(shipmentID string) string { return "/v1/shipments/" + shipmentID + "/label.pdf" }
-
 func labelReport(sh store.Shipment) *Report {
 	return &Report{Event: "label_created", Data: map[string]any{
-		"courier": sh.Courier, "tracking_number": sh.TrackingNumber, "label_url": LabelPath(sh.ID)}}
+		"courier": sh.Courier, "tracking_number": sh.TrackingNumber, "label_url": store.LabelPath(sh.ID)}}
 }
 
 // labelRequest is the label of an order: from the store's ship-from

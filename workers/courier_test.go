@@ -231,7 +231,7 @@ func TestCourierLabelShipsEachFlow(t *testing.T) {
 						json.Unmarshal(x.Data, &data)
 					}
 				}
-				if data["courier"] != "sandbox" || data["tracking_number"] != shs[0].TrackingNumber || data["label_url"] != workers.LabelPath(shs[0].ID) {
+				if data["courier"] != "sandbox" || data["tracking_number"] != shs[0].TrackingNumber || data["label_url"] != store.LabelPath(shs[0].ID) {
 					t.Fatalf("label_created data %v", data)
 				}
 				_, _, req := c.calls()
