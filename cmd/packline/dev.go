@@ -14,6 +14,9 @@ import (
 	"github.com/packline/packline/store"
 )
 
+// devMerchantEmail is the demo store's merchant address (a reserved domain).
+const devMerchantEmail = "merchant@demo.example.com"
+
 // dev runs every role in one process on embedded defaults: SQLite in a data
 // folder and an in-process Redis, with the demo store.
 func dev(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
@@ -82,6 +85,15 @@ func dev(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 		return err
 	}
 	s, err := db.CreateStoreWithKeys(ctx, "demo", "cash-on-delivery", cfg.DevStorefrontKey, cfg.DevMerchantKey)
+	if err == nil {
+		// The demo merchant gets an address so its messages (new order,
+		// stock short…) are rendered, not skipped; PATCH /v1/store changes it.
+		var c store.StoreContact
+		if c, err = db.StoreContact(ctx, s.ID); err == nil && c.Email == "" {
+			email := devMerchantEmail
+			_, err = db.UpdateStoreContact(ctx, s.ID, store.ContactUpdate{Email: &email})
+		}
+	}
 	db.Close()
 	if err != nil {
 		return fmt.Errorf("create the demo store: %w", err)
@@ -95,7 +107,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
   database   %s
   redis      %s (in-process)
 
-  demo store %s (default flow %s)
+  demo store %s (default flow %s, merchant email %s)
   storefront key  %s
   merchant key    %s
   courier secret  %s
@@ -105,7 +117,7 @@ Try:
     -H 'Content-Type: application/json' \
     -d '{"currency":"DZD","customer":{"name":"Amina","phone":"+213555123456"},"lines":[{"sku":"TEE-M","name":"T-shirt","quantity":1,"unit_price":150000}]}'
 
-`, api, ops, ops, cfg.OpsUser, cfg.OpsPassword, cfg.DatabaseURL, cfg.RedisURL, s.ID, s.Flow,
+`, api, ops, ops, cfg.OpsUser, cfg.OpsPassword, cfg.DatabaseURL, cfg.RedisURL, s.ID, s.Flow, devMerchantEmail,
 			cfg.DevStorefrontKey, cfg.DevMerchantKey, cfg.DevCourierSecret, api, cfg.DevStorefrontKey)
 	})
 }
