@@ -2,24 +2,17 @@ package workers_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
 	"github.com/packline/packline/notify"
+	"github.com/packline/packline/notify/notifytest"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 	"github.com/packline/packline/workers"
@@ -246,11 +239,11 @@ func TestNotifySkippedPermanentAndTransient(t *testing.T) {
 // Through the fleet: the worker renders the merchant's new-order email and
 // sends it over SMTP to a real mailpit, read back through its API.
 func TestNotifyEmailThroughSMTPToMailpit(t *testing.T) {
-	mp := startMailpit(t)
+	mp := notifytest.Mailpit(t)
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
 		merchantEmail := "orders-" + dialect + "@chez-amina.example"
-		sender, err := notify.NewSMTPSender(notify.SMTPConfig{Host: "127.0.0.1", Port: mp.smtpPort, Security: notify.SMTPPlain,
+		sender, err := notify.NewSMTPSender(notify.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, Security: notify.SMTPPlain,
 			From: "packline <no-reply@packline.example>"})
 		if err != nil {
 			t.Fatal(err)
@@ -276,9 +269,9 @@ func TestNotifyEmailThroughSMTPToMailpit(t *testing.T) {
 		if m.Provider != workers.ProviderSMTP || m.ProviderID != "<"+sender.MessageID(m.Key)+">" {
 			t.Fatalf("message %+v", m)
 		}
-		var got mailpitMessage
+		var got notifytest.Message
 		fleettest.WaitFor(t, wait, "mailpit to hold the email", func() bool {
-			for _, x := range mp.messages(t) {
+			for _, x := range mp.Messages(t) {
 				if x.MessageID == sender.MessageID(m.Key) {
 					got = x
 					return true
@@ -294,13 +287,13 @@ func TestNotifyEmailThroughSMTPToMailpit(t *testing.T) {
 		}
 		// The effect row is done, and nothing else was sent for it.
 		e.waitSettled(o.ID)
-		if all := mp.messages(t); countTo(all, merchantEmail) != 1 {
+		if all := mp.Messages(t); countTo(all, merchantEmail) != 1 {
 			t.Fatalf("%d emails to %s", countTo(all, merchantEmail), merchantEmail)
 		}
 	})
 }
 
-func countTo(ms []mailpitMessage, addr string) int {
+func countTo(ms []notifytest.Message, addr string) int {
 	n := 0
 	for _, m := range ms {
 		for _, to := range m.To {
@@ -310,125 +303,4 @@ func countTo(ms []mailpitMessage, addr string) int {
 		}
 	}
 	return n
-}
-
-// mailpit is a running mailpit (SMTP with an HTTP API to read mail back),
-// installed by scripts/test-tools.sh (or PACKLINE_MAILPIT). Without it the
-// test is skipped on a developer's machine and fails under CI.
-type mailpit struct {
-	smtpPort int
-	api      string
-}
-
-type mailpitMessage struct {
-	ID        string
-	MessageID string
-	Subject   string
-	From      struct{ Name, Address string }
-	To        []struct{ Name, Address string }
-	Text      string
-	HTML      string
-}
-
-func mailpitBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PACKLINE_MAILPIT"); p != "" {
-		return p
-	}
-	out, err := exec.Command("bash", filepath.Join("..", "scripts", "test-tools.sh"), "mailpit").Output()
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("mailpit is not available (set PACKLINE_MAILPIT, or let scripts/test-tools.sh install it): %v", err)
-		}
-		t.Fatalf("scripts/test-tools.sh mailpit: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startMailpit(t *testing.T) *mailpit {
-	t.Helper()
-	bin := mailpitBinary(t)
-	var lastErr error
-	for try := 0; try < 3; try++ { // a port taken between freeTCPPort and bind: try others
-		m := &mailpit{smtpPort: freeTCPPort(t)}
-		httpPort := freeTCPPort(t)
-		m.api = "http://127.0.0.1:" + strconv.Itoa(httpPort)
-		cmd := exec.Command(bin, "--smtp", "127.0.0.1:"+strconv.Itoa(m.smtpPort), "--listen", "127.0.0.1:"+strconv.Itoa(httpPort),
-			"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns", "--quiet")
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-		if lastErr = m.waitReady(done, 60*time.Second); lastErr == nil {
-			return m
-		}
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func (m *mailpit) waitReady(exited <-chan struct{}, limit time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("mailpit exited before it was ready")
-		default:
-		}
-		if resp, err := c.Get(m.api + "/readyz"); err == nil {
-			resp.Body.Close()
-			if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.smtpPort), time.Second); err == nil {
-				conn.Close()
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("mailpit not ready after %s", limit)
-}
-
-func (m *mailpit) getJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	resp, err := http.Get(m.api + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("mailpit GET %s: %s", path, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("mailpit GET %s: %v", path, err)
-	}
-}
-
-// messages returns every message mailpit holds, in full.
-func (m *mailpit) messages(t *testing.T) []mailpitMessage {
-	t.Helper()
-	var list struct {
-		Messages []struct{ ID string }
-	}
-	m.getJSON(t, "/api/v1/messages", &list)
-	out := make([]mailpitMessage, 0, len(list.Messages))
-	for _, s := range list.Messages {
-		var full mailpitMessage
-		m.getJSON(t, "/api/v1/message/"+s.ID, &full)
-		out = append(out, full)
-	}
-	return out
 }
