@@ -64,7 +64,8 @@ func isDev(roles []string) bool {
 
 // courierWiring is what a process's roles get of the couriers.
 type courierWiring struct {
-	// registry is the configured couriers, for the API's callbacks.
+	// registry is the configured couriers, for the API's callbacks and the
+	// scheduler's tracking poll.
 	registry *couriers.Registry
 	// handler is the worker's courier:label handler (workers.Deps.Courier);
 	// nil when no courier is configured, so the rows stay pending.

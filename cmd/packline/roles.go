@@ -123,6 +123,9 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 	if has["scheduler"] {
 		sc := relay.NewScheduler(db, client, relayOpts)
 		g.Go(func() error { return sc.Run(ctx) })
+		// Couriers without callbacks are asked where their shipments are.
+		poller := workers.NewTrackingPoller(db, cw.registry, workers.PollOptions{Logger: log})
+		g.Go(func() error { return poller.Run(ctx) })
 	}
 	if has["worker"] {
 		srv := workers.NewServer(redisOpt, workers.Config{Concurrency: cfg.Concurrency, Logger: log})
