@@ -379,3 +379,34 @@ func TestBadBytesInPathAre404(t *testing.T) {
 		}
 	})
 }
+
+// A client guessing keys is slowed to 429 before its guesses reach the
+// database; a client with a good key is not affected.
+func TestBadKeysAreRateLimited(t *testing.T) {
+	c := newClient(t, storetest.Default(), "cash-on-delivery")
+	if res := c.do("GET", "/v1/orders", c.mk, nil); res.status != 200 {
+		t.Fatalf("good key: %d", res.status)
+	}
+	limited := 0
+	for i := 0; i < 40; i++ {
+		res := c.do("GET", "/v1/orders", fmt.Sprintf("pl_mk_guess_%030d", i), nil)
+		switch res.status {
+		case 401:
+		case 429:
+			limited++
+		default:
+			t.Fatalf("guess %d: %d %s", i, res.status, res.raw)
+		}
+	}
+	if limited < 15 {
+		t.Fatalf("only %d of 40 bad-key requests were limited", limited)
+	}
+	// A key that authenticated before is not held back by the guessing.
+	if res := c.do("GET", "/v1/orders", c.mk, nil); res.status != 200 {
+		t.Fatalf("good key after the guesses: %d %s", res.status, res.raw)
+	}
+	// A key the server has not seen yet is, while the budget is spent.
+	if res := c.do("GET", "/v1/orders", c.sf, nil); res.status != 429 {
+		t.Fatalf("unseen key after the guesses: %d %s", res.status, res.raw)
+	}
+}

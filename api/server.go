@@ -7,8 +7,10 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -54,6 +56,10 @@ type Server struct {
 	burst   int
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+	badKeys map[string]*rate.Limiter // per client address
+	// goodKeys are hashes of keys that authenticated (a revoked key stays
+	// here only until the next reset; the database still decides).
+	goodKeys map[[32]byte]bool
 
 	// Courier callbacks and absolute URLs (couriers.go, shipments.go).
 	couriers  CourierRegistry
@@ -104,7 +110,7 @@ var routes = []route{
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
 	s := &Server{db: cfg.DB, log: cfg.Logger, mux: http.NewServeMux(), limit: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst,
-		buckets: map[string]*rate.Limiter{}}
+		buckets: map[string]*rate.Limiter{}, badKeys: map[string]*rate.Limiter{}, goodKeys: map[[32]byte]bool{}}
 	s.couriers, s.publicURL = cfg.Couriers, strings.TrimRight(cfg.PublicURL, "/")
 	s.allowPrivate = cfg.WebhookAllowPrivate
 	if s.log == nil {
@@ -229,9 +235,21 @@ func (s *Server) authenticate(r *http.Request, need access) (store.Key, error) {
 	if !ok || strings.TrimSpace(key) == "" {
 		return store.Key{}, packline.Errorf(packline.EUNAUTHORIZED, "send your API key as Authorization: Bearer <key>")
 	}
+	// A client that keeps sending bad keys is slowed before its guesses
+	// reach the database.
+	ip, known := clientIP(r), s.knownKey(key)
+	if !known && !s.mayTryKey(ip) {
+		return store.Key{}, packline.Errorf(packline.ERATELIMIT, "too many requests with invalid API keys; slow down")
+	}
 	k, err := s.db.Authenticate(r.Context(), strings.TrimSpace(key))
 	if err != nil {
+		if packline.ErrorCode(err) == packline.EUNAUTHORIZED {
+			s.keyFailed(ip)
+		}
 		return store.Key{}, err
+	}
+	if !known {
+		s.rememberKey(key)
 	}
 	if need == merchant && k.Scope != store.ScopeMerchant {
 		return store.Key{}, packline.Errorf(packline.EFORBIDDEN, "this needs a merchant key; a %s key may not", k.Scope)
@@ -240,6 +258,66 @@ func (s *Server) authenticate(r *http.Request, need access) (store.Key, error) {
 		return store.Key{}, packline.Errorf(packline.ERATELIMIT, "too many requests for this API key; slow down")
 	}
 	return k, nil
+}
+
+// Bad-key limits per client address: a burst of 20, then one a second.
+const (
+	badKeyRate        = 1
+	badKeyBurst       = 20
+	maxTrackedClients = 10000
+)
+
+// mayTryKey reports whether the client has bad-key attempts left.
+func (s *Server) mayTryKey(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.badKeys[ip]
+	return b == nil || b.Tokens() >= 1
+}
+
+// keyFailed spends one of the client's bad-key attempts.
+func (s *Server) keyFailed(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.badKeys) >= maxTrackedClients {
+		// Forget everyone rather than grow without bound.
+		s.badKeys = map[string]*rate.Limiter{}
+	}
+	b := s.badKeys[ip]
+	if b == nil {
+		b = rate.NewLimiter(badKeyRate, badKeyBurst)
+		s.badKeys[ip] = b
+	}
+	b.Allow()
+}
+
+// knownKey reports whether key authenticated recently: such a key skips the
+// bad-key limit, so a guesser behind the same address slows only itself.
+func (s *Server) knownKey(key string) bool {
+	h := sha256.Sum256([]byte(key))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.goodKeys[h]
+}
+
+func (s *Server) rememberKey(key string) {
+	h := sha256.Sum256([]byte(key))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.goodKeys) >= maxTrackedClients {
+		s.goodKeys = map[[32]byte]bool{}
+	}
+	s.goodKeys[h] = true
+}
+
+// clientIP is the address the request came from (the connection's peer; a
+// proxy in front counts as one client).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (s *Server) allow(keyID string) bool {
