@@ -77,6 +77,10 @@ type Options struct {
 	// ListenURL is the PostgreSQL URL to LISTEN on for commits; empty
 	// means no LISTEN (the in-process Wake and the poll remain).
 	ListenURL string
+	// PassTimeout bounds one pass (a claim-and-enqueue round, a sweep), so a
+	// half-open database or Redis connection stalls the relay for this
+	// long, not for as long as TCP takes to notice (default 30s).
+	PassTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -94,9 +98,19 @@ func (o *Options) defaults() {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = min(o.RedeliverAfter/4, 30*time.Second)
 	}
+	if o.PassTimeout <= 0 {
+		o.PassTimeout = 30 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// pass runs fn with ctx bounded by PassTimeout.
+func (r *Relay) pass(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PassTimeout)
+	defer cancel()
+	return fn(ctx)
 }
 
 // Relay moves outbox rows into Asynq.
@@ -149,16 +163,21 @@ func (r *Relay) Run(ctx context.Context) error {
 	lastSweep := time.Time{}
 	for {
 		if time.Since(lastSweep) >= r.opts.SweepInterval {
-			if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+			if err := r.pass(ctx, func(ctx context.Context) error { _, err := r.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
 				r.log.WarnContext(ctx, "relay sweep", "err", err)
 			}
 			lastSweep = time.Now()
 		}
-		if _, err := r.RelayDue(ctx); err != nil && ctx.Err() == nil {
+		if err := r.pass(ctx, func(ctx context.Context) error { _, err := r.RelayDue(ctx); return err }); err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "relay outbox", "err", err)
 		}
 		wait := min(r.opts.PollInterval, r.opts.SweepInterval-time.Since(lastSweep))
-		if at, ok, err := r.db.NextDueEffect(ctx, r.opts.Types); err == nil && ok {
+		var at time.Time
+		var ok bool
+		if err := r.pass(ctx, func(ctx context.Context) (err error) {
+			at, ok, err = r.db.NextDueEffect(ctx, r.opts.Types)
+			return err
+		}); err == nil && ok {
 			wait = min(wait, time.Until(at))
 		}
 		wait = max(wait, time.Millisecond)
@@ -415,7 +434,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		if res, err := s.relay.Sweep(ctx); err != nil && ctx.Err() == nil {
+		var res SweepResult
+		if err := s.relay.pass(ctx, func(ctx context.Context) (err error) { res, err = s.relay.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
 			s.relay.log.WarnContext(ctx, "scheduler sweep", "err", err)
 		} else if res.Relayed+res.Redelivered > 0 {
 			s.relay.log.InfoContext(ctx, "scheduler sweep", "relayed", res.Relayed, "stale", res.Stale, "redelivered", res.Redelivered)
