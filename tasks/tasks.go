@@ -58,8 +58,10 @@ const (
 	// Same policy as TypeStockDecrement; reports no event.
 	TypeStockRestore = "stock:restore"
 	// TypeCourierLabel buys a courier label and reports label_created. Queue
-	// default; MaxRetry 12; Timeout 60s; idempotency key: the effect id,
-	// passed to the courier. Its handler comes with the couriers package.
+	// default; MaxRetry 12; Timeout 60s; idempotency key: the order id,
+	// passed to the courier, so an order gets one label however many effects
+	// ask. Gives up (SkipRetry) on an unknown courier or a request the
+	// courier refuses (workers/courier.go).
 	TypeCourierLabel = "courier:label"
 	// TypeNotifyEmail sends one email. Queue low; MaxRetry 8; Timeout 30s;
 	// idempotency key: notify.Key(effect id, template), the key of the
