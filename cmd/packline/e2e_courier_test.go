@@ -34,29 +34,6 @@ func shipment(o obj) obj {
 	return shs[0].(obj)
 }
 
-// waitOrder polls the order every 100 ms (parallel subtests share the
-// merchant key's rate limit) until cond holds, for at most a minute.
-func (f *fleet) waitOrder(id, what string, cond func(o obj) bool) obj {
-	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		o := f.get(id)
-		if cond(o) {
-			return o
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("timed out waiting for %s to %s; timeline %s", id, what, events(o))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitIn waits until the order is in status.
-func (f *fleet) waitIn(id, status string) obj {
-	f.t.Helper()
-	return f.waitOrder(id, "reach "+status, func(o obj) bool { return o["status"] == status })
-}
-
 // waitShipment waits until the order's shipment is in status.
 func (f *fleet) waitShipment(id, status string) obj {
 	f.t.Helper()
@@ -137,7 +114,7 @@ func TestCouriersEndToEnd(t *testing.T) {
 				f.waitOrder(id, "allow process", func(o obj) bool { return strings.Contains(events(o), "stock_taken") })
 				f.send(id, "process", nil)
 				f.send(id, "ship", obj{"courier": "sandbox"})
-				o := f.waitIn(id, "shipped")
+				o := f.waitStatus(id, "shipped")
 				if got := events(o); !strings.Contains(got, "ship:processing label_created:shipped") {
 					t.Fatalf("timeline %s", got)
 				}
@@ -157,7 +134,7 @@ func TestCouriersEndToEnd(t *testing.T) {
 					t.Fatalf("on hand %v", got)
 				}
 
-				o = f.waitIn(id, "delivered")
+				o = f.waitStatus(id, "delivered")
 				if got := courierEntries(o); got != "tracking_update:shipped tracking_update:shipped deliver:delivered" {
 					t.Fatalf("courier entries %q; timeline %s", got, events(o))
 				}
@@ -170,13 +147,13 @@ func TestCouriersEndToEnd(t *testing.T) {
 				t.Parallel()
 				f := f.on(t)
 				id := f.create(orderBody("made-to-order", "pm_card_visa"))
-				f.waitIn(id, "in_production")
+				f.waitStatus(id, "in_production")
 				f.send(id, "ship", nil)
-				o := f.waitIn(id, "shipped")
+				o := f.waitStatus(id, "shipped")
 				if shipment(o) == nil {
 					t.Fatal("shipped without a shipment")
 				}
-				o = f.waitIn(id, "delivered")
+				o = f.waitStatus(id, "delivered")
 				if got := events(o); !strings.Contains(got, "label_created:shipped") || !strings.Contains(got, "deliver:delivered") {
 					t.Fatalf("timeline %s", got)
 				}
@@ -189,20 +166,20 @@ func TestCouriersEndToEnd(t *testing.T) {
 				for _, ev := range []string{"confirm", "start_production", "ship"} {
 					f.send(id, ev, nil)
 				}
-				f.waitIn(id, "shipped")
+				f.waitStatus(id, "shipped")
 				o := f.waitShipment(id, "delivered")
 				if o["status"] != "shipped" || !strings.Contains(courierEntries(o), "tracking_update:shipped") {
 					t.Fatalf("status %s, courier entries %s", o["status"], courierEntries(o))
 				}
 				f.send(id, "invoice", nil)
-				f.waitIn(id, "invoiced")
+				f.waitStatus(id, "invoiced")
 			})
 
 			t.Run("prepaid-simple: paid, labelled at once, shipped when the courier picks it up", func(t *testing.T) {
 				t.Parallel()
 				f := f.on(t)
 				id := f.create(orderBody("prepaid-simple", "pm_card_visa"))
-				o := f.waitIn(id, "shipped")
+				o := f.waitStatus(id, "shipped")
 				if got := events(o); !strings.Contains(got, "payment_succeeded:paid label_created:paid ship:shipped") {
 					t.Fatalf("timeline %s", got)
 				}
@@ -232,7 +209,7 @@ func TestDevCourierPlayOff(t *testing.T) {
 	f.waitAllowed(id, "process")
 	f.send(id, "process", nil)
 	f.send(id, "ship", nil)
-	sh := shipment(f.waitIn(id, "shipped"))
+	sh := shipment(f.waitStatus(id, "shipped"))
 
 	req, err := sandbox.NewCallbackRequest(context.Background(), f.api+"/v1/couriers/sandbox/callbacks", testCourierSecret,
 		sh["tracking_number"].(string), couriers.StatusDelivered, time.Now().Add(time.Second), time.Now())
@@ -247,7 +224,7 @@ func TestDevCourierPlayOff(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("callback: %d", res.StatusCode)
 	}
-	o := f.waitIn(id, "delivered")
+	o := f.waitStatus(id, "delivered")
 	if h := history(shipment(o)); h != "pre_transit,delivered" {
 		t.Fatalf("tracking history %s: something else posted callbacks", h)
 	}

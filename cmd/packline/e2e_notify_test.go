@@ -117,7 +117,6 @@ func (f *fleet) waitMessage(id, template string) obj {
 				return true
 			}
 		}
-		time.Sleep(80 * time.Millisecond) // share the merchant key's rate limit
 		return false
 	})
 	return got

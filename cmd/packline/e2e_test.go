@@ -120,16 +120,40 @@ func backings() []string {
 	return []string{"embedded"}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func (f *fleet) waitFor(what string, d time.Duration, cond func() bool) {
-	f.t.Helper()
+// pollInterval spaces the checks of waitFor: parallel subtests poll through
+// the one merchant key, and its rate limit (50 a second) must hold for all.
+const pollInterval = 100 * time.Millisecond
+
+// poll checks cond every pollInterval until it holds (true) or d passes
+// (false).
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func (f *fleet) waitFor(what string, d time.Duration, cond func() bool) {
+	f.t.Helper()
+	if !poll(d, cond) {
+		f.t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// waitOrder polls the order until cond holds, for at most a minute; a
+// timeout shows the order's timeline.
+func (f *fleet) waitOrder(id, what string, cond func(o obj) bool) obj {
+	f.t.Helper()
+	var o obj
+	if !poll(time.Minute, func() bool { o = f.get(id); return cond(o) }) {
+		f.t.Fatalf("timed out waiting for %s to %s; timeline %s", id, what, events(o))
+	}
+	return o
 }
 
 type obj = map[string]any
@@ -184,19 +208,14 @@ func (f *fleet) get(id string) obj {
 // waitStatus waits until the order is in status.
 func (f *fleet) waitStatus(id, status string) obj {
 	f.t.Helper()
-	var o obj
-	f.waitFor(id+" to reach "+status, 60*time.Second, func() bool {
-		o = f.get(id)
-		return o["status"] == status
-	})
-	return o
+	return f.waitOrder(id, "reach "+status, func(o obj) bool { return o["status"] == status })
 }
 
 // waitAllowed waits until the merchant may send event.
 func (f *fleet) waitAllowed(id, event string) {
 	f.t.Helper()
-	f.waitFor(id+" to allow "+event, 60*time.Second, func() bool {
-		for _, e := range f.get(id)["allowed_events"].([]any) {
+	f.waitOrder(id, "allow "+event, func(o obj) bool {
+		for _, e := range o["allowed_events"].([]any) {
 			if e == event {
 				return true
 			}
