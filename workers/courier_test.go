@@ -126,30 +126,7 @@ func TestCourierLabelTwiceAndRacedIsOneLabel(t *testing.T) {
 				e.toLabel(o, nil)
 				task, effectID := e.taskFor(o.ID, tasks.TypeCourierLabel)
 				ctx := context.Background()
-				runs := 2
-				if mode == "raced" {
-					runs = 4
-				}
-				var wg sync.WaitGroup
-				errs := make(chan error, runs)
-				for range runs {
-					if mode == "twice" {
-						errs <- mux.ProcessTask(ctx, task)
-						continue
-					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						errs <- mux.ProcessTask(ctx, task)
-					}()
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
+				runTask(t, mux, task, mode)
 				calls, tns, req := c.calls()
 				if tns != 1 || (mode == "twice" && calls != 1) || req.Key != o.ID {
 					t.Fatalf("%d label calls, %d tracking numbers, key %q", calls, tns, req.Key)

@@ -2,10 +2,12 @@ package workers_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
 	"github.com/packline/packline/redistest"
 	"github.com/packline/packline/store"
@@ -232,4 +234,35 @@ func (e *env) waitPayments(id string, cond func([]store.Payment) bool) {
 func (e *env) waitEvent(id, event string) {
 	e.t.Helper()
 	fleettest.WaitFor(e.t, wait, event+" on "+id, func() bool { return count(e.events(id), event) > 0 })
+}
+
+// runTask runs one task through the mux as mode says: "twice" one run after
+// the other, "raced" four runs at once (two workers racing on one task).
+func runTask(t *testing.T, mux *asynq.ServeMux, task *asynq.Task, mode string) {
+	t.Helper()
+	ctx := context.Background()
+	if mode == "twice" {
+		for range 2 {
+			if err := mux.ProcessTask(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- mux.ProcessTask(ctx, task)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -148,31 +147,7 @@ func TestEachHandlerTwiceAndRacedIsOneEffect(t *testing.T) {
 					})
 					task, effectID := e.taskFor(id, c.typ)
 					before := e.snapshot(id)
-					switch mode {
-					case "twice":
-						for range 2 {
-							if err := mux.ProcessTask(ctx, task); err != nil {
-								t.Fatal(err)
-							}
-						}
-					case "raced":
-						var wg sync.WaitGroup
-						errs := make(chan error, 4)
-						for range 4 {
-							wg.Add(1)
-							go func() {
-								defer wg.Done()
-								errs <- mux.ProcessTask(ctx, task)
-							}()
-						}
-						wg.Wait()
-						close(errs)
-						for err := range errs {
-							if err != nil {
-								t.Fatal(err)
-							}
-						}
-					}
+					runTask(t, mux, task, mode)
 					after := e.snapshot(id)
 					row, err := e.db.Effect(ctx, effectID)
 					if err != nil || row.Status != store.EffectDone {
