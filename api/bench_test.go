@@ -37,3 +37,30 @@ func BenchmarkCreateOrder(b *testing.B) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// BenchmarkListOrders measures GET /v1/orders?limit=50: a page of views with
+// their payments and shipments.
+func BenchmarkListOrders(b *testing.B) {
+	db := storetest.Open(b, storetest.Default(), store.Options{})
+	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := api.New(api.Config{DB: db, RateLimit: 1e9, RateBurst: 1 << 30, Logger: discardLogger()})
+	body, _ := json.Marshal(order())
+	for range 50 {
+		req := httptest.NewRequest("POST", "/v1/orders", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+sf)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/v1/orders?limit=50", nil)
+		req.Header.Set("Authorization", "Bearer "+sf)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,15 +11,10 @@ import (
 	"github.com/packline/packline/store"
 )
 
-// view is the order as the caller sees it (allowed_events are those its
-// actor may send), with its timeline when full.
-func (s *Server) view(ctx context.Context, o *packline.Order, k store.Key, full bool) (store.OrderView, error) {
-	return s.db.ViewOrder(ctx, o, k.Actor().Type, baseURLFrom(ctx), full)
-}
-
-// writeOrder answers with the full view of o.
+// writeOrder answers with o as the caller sees it (allowed_events are those
+// its actor may send), timeline included.
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, k store.Key, o *packline.Order, status int) {
-	v, err := s.view(r.Context(), o, k, true)
+	v, err := s.db.ViewOrder(r.Context(), o, k.Actor().Type, baseURLFrom(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -96,18 +90,15 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key)
 		s.writeError(w, r, err)
 		return
 	}
+	views, err := s.db.ViewOrders(r.Context(), orders, k.Actor().Type, baseURLFrom(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out := struct {
 		Orders     []store.OrderView `json:"orders"`
 		NextCursor *string           `json:"next_cursor"`
-	}{Orders: make([]store.OrderView, 0, len(orders))}
-	for _, o := range orders {
-		v, err := s.view(r.Context(), o, k, false)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		out.Orders = append(out.Orders, v)
-	}
+	}{Orders: views}
 	if next != "" {
 		out.NextCursor = &next
 	}

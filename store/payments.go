@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Payment kinds, one per payment task type.
@@ -69,13 +71,30 @@ func (db *DB) RecordPayment(ctx context.Context, p Payment) (Payment, error) {
 
 // Payments returns an order's payment attempts, oldest first.
 func (db *DB) Payments(ctx context.Context, orderID string) ([]Payment, error) {
-	rows := []Payment{}
-	err := db.db.SelectContext(ctx, &rows, db.rebind(`SELECT `+paymentColumns+` FROM payments WHERE order_id = ? ORDER BY created_at, id`), orderID)
+	by, err := db.paymentsOf(ctx, []string{orderID})
 	if err != nil {
-		return nil, fmt.Errorf("read payments of %s: %w", orderID, err)
+		return nil, err
 	}
-	for i := range rows {
-		rows[i].CreatedAt = rows[i].CreatedAt.UTC()
+	if by[orderID] == nil {
+		return []Payment{}, nil
 	}
-	return rows, nil
+	return by[orderID], nil
+}
+
+// paymentsOf reads the payments of several orders in one query, by order.
+func (db *DB) paymentsOf(ctx context.Context, orderIDs []string) (map[string][]Payment, error) {
+	q, args, err := sqlx.In(`SELECT `+paymentColumns+` FROM payments WHERE order_id IN (?) ORDER BY created_at, id`, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []Payment
+	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("read payments: %w", err)
+	}
+	by := make(map[string][]Payment, len(orderIDs))
+	for _, p := range rows {
+		p.CreatedAt = p.CreatedAt.UTC()
+		by[p.OrderID] = append(by[p.OrderID], p)
+	}
+	return by, nil
 }

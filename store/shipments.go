@@ -155,30 +155,55 @@ func (db *DB) ShipmentLabel(ctx context.Context, storeID, id string) (Shipment, 
 // Shipments returns an order's shipments with their tracking history,
 // oldest first (the order's shipments[]).
 func (db *DB) Shipments(ctx context.Context, orderID string) ([]Shipment, error) {
-	out := []Shipment{}
-	if err := db.db.SelectContext(ctx, &out, db.rebind(`SELECT `+shipmentColumns+` FROM shipments WHERE order_id = ? ORDER BY created_at, id`), orderID); err != nil {
-		return nil, fmt.Errorf("read shipments of %s: %w", orderID, err)
+	by, err := db.shipmentsOf(ctx, []string{orderID})
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return out, nil
+	if by[orderID] == nil {
+		return []Shipment{}, nil
+	}
+	return by[orderID], nil
+}
+
+// shipmentsOf reads the shipments of several orders, with their tracking
+// histories, in two queries, by order.
+func (db *DB) shipmentsOf(ctx context.Context, orderIDs []string) (map[string][]Shipment, error) {
+	q, args, err := sqlx.In(`SELECT `+shipmentColumns+` FROM shipments WHERE order_id IN (?) ORDER BY created_at, id`, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	var shs []Shipment
+	if err := db.db.SelectContext(ctx, &shs, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("read shipments: %w", err)
+	}
+	by := make(map[string][]Shipment, len(orderIDs))
+	if len(shs) == 0 {
+		return by, nil
+	}
+	q, args, err = sqlx.In(`SELECT e.shipment_id, e.status, e.courier_status, e.occurred_at, e.received_at
+		FROM shipment_events e JOIN shipments s ON s.id = e.shipment_id
+		WHERE s.order_id IN (?) ORDER BY e.occurred_at, e.id`, orderIDs)
+	if err != nil {
+		return nil, err
 	}
 	var evs []ShipmentEvent
-	if err := db.db.SelectContext(ctx, &evs, db.rebind(`SELECT e.shipment_id, e.status, e.courier_status, e.occurred_at, e.received_at
-		FROM shipment_events e JOIN shipments s ON s.id = e.shipment_id
-		WHERE s.order_id = ? ORDER BY e.occurred_at, e.id`), orderID); err != nil {
-		return nil, fmt.Errorf("read tracking of %s: %w", orderID, err)
+	if err := db.db.SelectContext(ctx, &evs, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("read tracking: %w", err)
 	}
-	for i := range out {
-		out[i].utc()
-		out[i].Events = []ShipmentEvent{}
-		for _, e := range evs {
-			if e.ShipmentID == out[i].ID {
-				e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
-				out[i].Events = append(out[i].Events, e)
-			}
+	events := map[string][]ShipmentEvent{}
+	for _, e := range evs {
+		e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+		events[e.ShipmentID] = append(events[e.ShipmentID], e)
+	}
+	for _, sh := range shs {
+		sh.utc()
+		sh.Events = events[sh.ID]
+		if sh.Events == nil {
+			sh.Events = []ShipmentEvent{}
 		}
+		by[sh.OrderID] = append(by[sh.OrderID], sh)
 	}
-	return out, nil
+	return by, nil
 }
 
 // ShipmentsInStatus returns up to limit shipments of the courier whose

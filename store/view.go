@@ -70,49 +70,73 @@ type ViewPayment struct {
 func LabelPath(shipmentID string) string { return "/v1/shipments/" + shipmentID + "/label.pdf" }
 
 // ViewOrder builds o's representation as an actor of type actor sees it
-// (allowed_events are the ones it may send), with its payments and
-// shipments; with timeline, its timeline too (a list leaves it out). Label
-// URLs are baseURL (the API's public URL) and the label's path.
-func (db *DB) ViewOrder(ctx context.Context, o *packline.Order, actor packline.ActorType, baseURL string, timeline bool) (OrderView, error) {
-	v := OrderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
-		ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
-		Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
-		ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Shipments: []ViewShipment{}, AllowedEvents: []string{},
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-	if o.PaymentMethod != "" {
-		v.Payment = &ViewPayment{Method: o.PaymentMethod}
-	}
-	v.Lines = make([]ViewLine, len(o.Lines))
-	for i, l := range o.Lines {
-		v.Lines[i] = ViewLine{Line: l, Total: l.Total()}
-	}
-	if f := db.opts.Flows.Get(o.Flow); f != nil {
-		v.AllowedEvents = f.AllowedEvents(o, actor)
-	}
-	var err error
-	if timeline {
-		if v.Timeline, err = db.Timeline(ctx, o.ID); err != nil {
-			return v, err
-		}
-	}
-	if v.Payments, err = db.Payments(ctx, o.ID); err != nil {
-		return v, err
-	}
-	shs, err := db.Shipments(ctx, o.ID)
+// (allowed_events are the ones it may send), with its payments, shipments
+// and timeline. Label URLs are baseURL (the API's public URL) and the
+// label's path.
+func (db *DB) ViewOrder(ctx context.Context, o *packline.Order, actor packline.ActorType, baseURL string) (OrderView, error) {
+	vs, err := db.ViewOrders(ctx, []*packline.Order{o}, actor, baseURL)
 	if err != nil {
-		return v, err
+		return OrderView{}, err
 	}
-	base := strings.TrimRight(baseURL, "/")
-	for _, sh := range shs {
-		s := ViewShipment{ID: sh.ID, Courier: sh.Courier, TrackingNumber: sh.TrackingNumber, TrackingURL: sh.TrackingURL,
-			LabelURL: base + LabelPath(sh.ID), Status: string(sh.Status), StatusAt: sh.StatusAt,
-			Events: make([]ViewTrackingEvent, 0, len(sh.Events))}
-		for _, e := range sh.Events {
-			s.Events = append(s.Events, ViewTrackingEvent{Status: string(e.Status), CourierStatus: e.CourierStatus, OccurredAt: e.OccurredAt})
-		}
-		v.Shipments = append(v.Shipments, s)
+	v := vs[0]
+	if v.Timeline, err = db.Timeline(ctx, o.ID); err != nil {
+		return v, err
 	}
 	return v, nil
+}
+
+// ViewOrders builds the representations of a page of orders, as ViewOrder
+// does but without timelines, reading the payments and shipments of the
+// whole page at once (three queries, whatever its size).
+func (db *DB) ViewOrders(ctx context.Context, orders []*packline.Order, actor packline.ActorType, baseURL string) ([]OrderView, error) {
+	out := make([]OrderView, 0, len(orders))
+	if len(orders) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+	}
+	payments, err := db.paymentsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	shipments, err := db.shipmentsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	base := strings.TrimRight(baseURL, "/")
+	for _, o := range orders {
+		v := OrderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
+			ExternalID: o.ExternalID, Currency: o.Currency, Customer: o.Customer, ShippingAddress: o.ShippingAddress,
+			Totals:   packline.Totals{Subtotal: o.Subtotal, Total: o.Total, Paid: o.AmountPaid, Currency: o.Currency},
+			ShipDate: o.ShipDate, Notes: o.Notes, Metadata: o.Metadata, Payments: payments[o.ID],
+			Shipments: []ViewShipment{}, AllowedEvents: []string{}, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		if v.Payments == nil {
+			v.Payments = []Payment{}
+		}
+		if o.PaymentMethod != "" {
+			v.Payment = &ViewPayment{Method: o.PaymentMethod}
+		}
+		v.Lines = make([]ViewLine, len(o.Lines))
+		for i, l := range o.Lines {
+			v.Lines[i] = ViewLine{Line: l, Total: l.Total()}
+		}
+		if f := db.opts.Flows.Get(o.Flow); f != nil {
+			v.AllowedEvents = f.AllowedEvents(o, actor)
+		}
+		for _, sh := range shipments[o.ID] {
+			s := ViewShipment{ID: sh.ID, Courier: sh.Courier, TrackingNumber: sh.TrackingNumber, TrackingURL: sh.TrackingURL,
+				LabelURL: base + LabelPath(sh.ID), Status: string(sh.Status), StatusAt: sh.StatusAt,
+				Events: make([]ViewTrackingEvent, 0, len(sh.Events))}
+			for _, e := range sh.Events {
+				s.Events = append(s.Events, ViewTrackingEvent{Status: string(e.Status), CourierStatus: e.CourierStatus, OccurredAt: e.OccurredAt})
+			}
+			v.Shipments = append(v.Shipments, s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // OrderSnapshot is a store's order as its merchant sees it through the API,
@@ -122,5 +146,5 @@ func (db *DB) OrderSnapshot(ctx context.Context, storeID, orderID, baseURL strin
 	if err != nil {
 		return OrderView{}, err
 	}
-	return db.ViewOrder(ctx, o, packline.ActorMerchant, baseURL, true)
+	return db.ViewOrder(ctx, o, packline.ActorMerchant, baseURL)
 }
