@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/packline/packline"
+	"github.com/packline/packline/logging"
 	"github.com/packline/packline/store"
 	"golang.org/x/time/rate"
 )
@@ -163,7 +164,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern, "status", rec.status,
-			"duration_ms", time.Since(start).Milliseconds(), "request_id", requestID(r.Context()))
+			"duration_ms", time.Since(start).Milliseconds())
 	})
 }
 
@@ -197,7 +198,10 @@ func withRequestID(next http.Handler) http.Handler {
 			id = "req_" + hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		// Every log line of the request carries its id (logging's context
+		// handler adds it).
+		ctx := logging.WithAttrs(context.WithValue(r.Context(), requestIDKey, id), slog.String("request_id", id))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

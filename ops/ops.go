@@ -82,10 +82,6 @@ type Server struct {
 	closers []func() error
 }
 
-// Handler returns the ops listener's handler for cfg. It is New for callers
-// that never close it (a process that exits with it).
-func Handler(cfg Config) http.Handler { return New(cfg) }
-
 // New returns the ops listener's handler for cfg.
 func New(cfg Config) *Server {
 	s := &Server{mux: http.NewServeMux(), log: cfg.Logger, checks: append([]Check(nil), cfg.Checks...)}

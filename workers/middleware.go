@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	plog "github.com/packline/packline/logging"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -23,7 +24,10 @@ func logging(log *slog.Logger, m Metrics) asynq.MiddlewareFunc {
 				OrderID string `json:"order_id"`
 			}
 			_ = json.Unmarshal(t.Payload(), &p)
-			attrs := []any{"task_id", id, "type", t.Type(), "order_id", p.OrderID, "retry", retry}
+			// Every log line of the task carries its ids (logging's context
+			// handler adds them).
+			ctx = plog.WithAttrs(ctx, slog.String("task_id", id), slog.String("type", t.Type()), slog.String("order_id", p.OrderID))
+			attrs := []any{"retry", retry}
 			err := next.ProcessTask(ctx, t)
 			d := time.Since(start)
 			attrs = append(attrs, "duration", d)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
+	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/tasks"
@@ -76,6 +77,11 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	default:
 		return fmt.Errorf("no payment operation for %s: %w", e.Type, asynq.SkipRetry)
 	}
+	outcome := metrics.Outcome(err)
+	if err == nil && !res.OK() {
+		outcome = "declined"
+	}
+	metrics.PaymentCall(w.pay.Name(), kind, outcome)
 	if errors.Is(err, payments.ErrNoReference) {
 		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
 	}

@@ -233,6 +233,20 @@ func (f *fleet) onHand(sku string) float64 {
 	return s["on_hand"].(float64)
 }
 
+// logLine reports whether one line of logs holds every part.
+func logLine(logs string, parts ...string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 func events(o obj) string {
 	var out []string
 	for _, e := range o["timeline"].([]any) {
@@ -294,6 +308,14 @@ func TestFlowsEndToEnd(t *testing.T) {
 				if got := f.onHand("CAP"); got != 1 {
 					t.Fatalf("a failed decrement took stock: %v", got)
 				}
+				// The handler's own log line carries the task's ids from the
+				// context, and every access log line its request id.
+				if !logLine(f.logs.String(), `msg="stock short"`, "task_id=", "order_id="+id) {
+					t.Errorf("no stock short log line with the task's ids")
+				}
+				if !logLine(f.logs.String(), "msg=request", "request_id=req_") {
+					t.Errorf("no access log line with a request id")
+				}
 			})
 
 			t.Run("made-to-order paid with pm_card_visa reaches in_production", func(t *testing.T) {
@@ -304,6 +326,15 @@ func TestFlowsEndToEnd(t *testing.T) {
 				}
 				if p := o["payments"].([]any); len(p) == 0 {
 					t.Fatal("no payment attempt on the order")
+				}
+				res, err := http.Get(f.ops + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				scrape, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if !strings.Contains(string(scrape), `packline_payment_calls_total{operation="confirm",outcome="ok",provider="sandbox"}`) {
+					t.Error("the payment call is not counted in packline_payment_calls_total")
 				}
 			})
 
