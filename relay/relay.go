@@ -39,15 +39,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/lib/pq"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/tasks"
 	"github.com/redis/go-redis/v9"
 )
 
 // NotifyChannel is the PostgreSQL channel a commit that wrote outbox rows
-// notifies (store.writeResult).
-const NotifyChannel = "packline_outbox"
+// notifies.
+const NotifyChannel = store.NotifyChannel
 
 // Options configure a Relay. Zero values take the defaults noted.
 type Options struct {
@@ -232,22 +231,8 @@ func (r *Relay) release(ctx context.Context, rows []store.EffectRow, cause error
 // enqueue hands one row to Asynq as its delivery-th task; a task id Asynq
 // holds already counts as handed over.
 func (r *Relay) enqueue(ctx context.Context, row store.EffectRow, delivery int) error {
-	p := tasks.Payload{EffectID: row.ID, OrderID: row.OrderID, StoreID: row.StoreID, Version: row.Version, Type: row.Type, Delivery: delivery}
-	if row.Type == store.TimerType {
-		t, err := row.Timer()
-		if err != nil {
-			return err
-		}
-		p.Timer = &t
-	} else {
-		e, err := row.Effect()
-		if err != nil {
-			return err
-		}
-		p.Effect = &e
-	}
 	// Only due rows get here (by the store's clock): run now.
-	t, err := tasks.New(p, asynq.ProcessIn(0))
+	t, err := Task(row.OutboxRow, delivery, asynq.ProcessIn(0))
 	if err != nil {
 		return err
 	}
@@ -259,6 +244,28 @@ func (r *Relay) enqueue(ctx context.Context, row store.EffectRow, delivery int) 
 		return fmt.Errorf("enqueue %s %s: %w", row.Type, tasks.TaskID(row.ID, delivery), err)
 	}
 	return nil
+}
+
+// Task is the Asynq task of an outbox row's delivery-th hand-over: the one
+// place a row becomes a task. The payload carries the row's effect (or
+// timer), so the worker need not read the row again.
+func Task(row store.OutboxRow, delivery int, opts ...asynq.Option) (*asynq.Task, error) {
+	p := tasks.Payload{EffectID: row.ID, OrderID: row.OrderID, StoreID: row.StoreID, Version: row.Version, Type: row.Type,
+		Delivery: delivery, CreatedAt: row.CreatedAt}
+	if row.Type == store.TimerType {
+		t, err := row.Timer()
+		if err != nil {
+			return nil, err
+		}
+		p.Timer = &t
+	} else {
+		e, err := row.Effect()
+		if err != nil {
+			return nil, err
+		}
+		p.Effect = &e
+	}
+	return tasks.New(p, opts...)
 }
 
 // SweepResult counts what a sweep did.
@@ -353,34 +360,10 @@ func (r *Relay) registerQueues(ctx context.Context) {
 	}
 }
 
-// listen wakes the relay on every NOTIFY of NotifyChannel, and once after
-// each reconnect (notifications sent while disconnected are lost).
+// listen wakes the relay on every commit another process announces
+// (store.ListenOutbox).
 func (r *Relay) listen(ctx context.Context) (stop func()) {
-	l := pq.NewListener(r.opts.ListenURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil && ctx.Err() == nil {
-			r.log.WarnContext(ctx, "outbox listener", "event", ev, "err", err)
-		}
-	})
-	if err := l.Listen(NotifyChannel); err != nil {
-		r.log.WarnContext(ctx, "listen for outbox commits; polling only", "err", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-l.Notify:
-				// A nil notification follows a reconnect: wake as well.
-				r.Wake()
-			}
-		}
-	}()
-	return func() {
-		l.Close()
-		<-done
-	}
+	return store.ListenOutbox(ctx, r.opts.ListenURL, r.Wake, r.log)
 }
 
 func (r *Relay) close() {

@@ -173,7 +173,7 @@ func TestRelayTaskIDConflictIsEnqueued(t *testing.T) {
 		o := e.create()
 		rows := e.rows(o.ID)
 		wh := rows["webhook:deliver"]
-		task, err := tasks.New(tasks.Payload{EffectID: wh.ID, OrderID: o.ID, StoreID: o.StoreID, Type: wh.Type, Delivery: 1})
+		task, err := relay.Task(wh.OutboxRow, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

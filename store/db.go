@@ -52,6 +52,8 @@ type DB struct {
 	db      *sqlx.DB
 	dialect string
 	opts    Options
+	// notifier wakes relays in other processes (PostgreSQL only).
+	notifier *outboxNotifier
 }
 
 // Open connects to a database URL: postgres://… (or postgresql://…) or
@@ -71,7 +73,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		dialect = Postgres
-		db, err = sqlx.Open("postgres", rawURL)
+		db, err = sqlx.Open("postgres", withBinaryParameters(rawURL))
 		if err == nil {
 			db.SetMaxOpenConns(20)
 			db.SetMaxIdleConns(10)
@@ -106,11 +108,50 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &DB{db: db, dialect: dialect, opts: opts}, nil
+	out := &DB{db: db, dialect: dialect, opts: opts}
+	if dialect == Postgres {
+		out.notifier = newOutboxNotifier(db)
+	}
+	return out, nil
+}
+
+// withBinaryParameters adds binary_parameters=yes to a PostgreSQL URL that
+// does not set it: lib/pq then sends a parameterised statement as one
+// unnamed Parse/Bind/Execute in a single round trip, instead of preparing it
+// first (two round trips, each inside the open transaction).
+func withBinaryParameters(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL // lib/pq reports the bad URL
+	}
+	q := u.Query()
+	if q.Has("binary_parameters") {
+		return rawURL
+	}
+	q.Set("binary_parameters", "yes")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // Close closes the connection pool.
-func (db *DB) Close() error { return db.db.Close() }
+func (db *DB) Close() error {
+	if db.notifier != nil {
+		db.notifier.close()
+	}
+	return db.db.Close()
+}
+
+// wakeOutbox runs after a commit that wrote outbox rows: it wakes an
+// in-process relay (Options.OnOutbox) and, on PostgreSQL, the relays that
+// LISTEN.
+func (db *DB) wakeOutbox() {
+	if db.opts.OnOutbox != nil {
+		db.opts.OnOutbox()
+	}
+	if db.notifier != nil {
+		db.notifier.signal()
+	}
+}
 
 // Dialect is Postgres or SQLite.
 func (db *DB) Dialect() string { return db.dialect }

@@ -160,14 +160,22 @@ func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, 
 }
 
 // StartEffect records that a worker begins running the row (started_at
-// now) and returns it. A row that is already done or failed is returned as
-// it is: the caller has nothing to do.
-func (db *DB) StartEffect(ctx context.Context, id string) (EffectRow, error) {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued')`), db.Now(), id)
+// now), in one statement. It reports final when the row is done or failed
+// already: the caller has nothing to do. ENOTFOUND when there is no row.
+func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error) {
+	var ids []string
+	err = db.db.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING id`), db.Now(), id)
 	if err != nil {
-		return EffectRow{}, fmt.Errorf("start effect %s: %w", id, err)
+		return false, fmt.Errorf("start effect %s: %w", id, err)
 	}
-	return db.Effect(ctx, id)
+	if len(ids) == 1 {
+		return false, nil
+	}
+	// Done, failed, or never written: only the rare path reads the row.
+	if _, err := db.Effect(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // FailEffect records a failed run of the row: attempts + 1 and the error.
@@ -259,8 +267,9 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 		if err != nil {
 			return err
 		}
+		b := &batch{}
 		if report != nil && report.Event != "" {
-			res, err = db.applyEvent(ctx, tx, row.StoreID, row.OrderID, EventInput{
+			res, err = db.applyEvent(ctx, tx, b, row.StoreID, row.OrderID, EventInput{
 				Event: report.Event, Actor: report.Actor, Data: report.Data, Note: report.Note,
 				OnlyIn: report.OnlyIn, StateVersion: report.StateVersion,
 			}, now)
@@ -273,8 +282,9 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 			}
 			out.Applied, out.Order = true, &res.Order
 		}
-		if err := db.markDone(ctx, tx, id, "", now); err != nil {
-			return err
+		db.markDone(b, id, "", now)
+		if err := db.exec(ctx, tx, b); err != nil {
+			return fmt.Errorf("finish effect %s: %w", id, err)
 		}
 		if hook, ok := ctx.Value(beforeCommitKey{}).(func(context.Context)); ok {
 			hook(ctx)
@@ -293,7 +303,9 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 				out = EffectOutcome{AlreadyDone: true}
 				return nil
 			}
-			return db.markDone(ctx, tx, id, note, now)
+			b := &batch{}
+			db.markDone(b, id, note, now)
+			return db.exec(ctx, tx, b)
 		})
 	}
 	if err != nil {
@@ -341,20 +353,16 @@ func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow
 	return r, nil
 }
 
-// markDone marks the row done. A note (why the result was not applied)
-// replaces last_error; without one, the error of an earlier failed attempt
-// stays for the record.
-func (db *DB) markDone(ctx context.Context, tx *sqlx.Tx, id, note string, now time.Time) error {
+// markDone adds marking the row done to b. A note (why the result was not
+// applied) replaces last_error; without one, the error of an earlier failed
+// attempt stays for the record.
+func (db *DB) markDone(b *batch, id, note string, now time.Time) {
 	q, args := `UPDATE outbox SET status = 'done', done_at = ?`, []any{now}
 	if note != "" {
 		q += `, last_error = ?`
 		args = append(args, truncate(note))
 	}
-	_, err := tx.ExecContext(ctx, db.rebind(q+` WHERE id = ? AND status IN ('pending', 'enqueued')`), append(args, id)...)
-	if err != nil {
-		return fmt.Errorf("mark effect %s done: %w", id, err)
-	}
-	return nil
+	b.add(q+` WHERE id = ? AND status IN ('pending', 'enqueued')`, append(args, id)...)
 }
 
 // FireTimer runs an order:timer row: it sends the timer's event as the

@@ -5,18 +5,27 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline/metrics"
 )
 
-// OrderCounts returns the orders in each state, from the counts every commit
-// keeps in step: a scrape never counts the orders table.
+// OrderCounts returns the orders in each state. Transitions append their
+// +1/-1 to order_count_deltas, which no two writers contend on; a scrape
+// folds the deltas into order_counts and reads it, so it never counts the
+// orders table and costs what happened since the last scrape.
 func (db *DB) OrderCounts(ctx context.Context) ([]metrics.OrderCount, error) {
 	var rows []struct {
 		Flow   string `db:"flow"`
 		Status string `db:"status"`
 		Count  int64  `db:"count"`
 	}
-	if err := db.db.SelectContext(ctx, &rows, `SELECT flow, status, count FROM order_counts`); err != nil {
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := db.foldCountDeltas(ctx, tx); err != nil {
+			return fmt.Errorf("fold order count deltas: %w", err)
+		}
+		return tx.SelectContext(ctx, &rows, `SELECT flow, status, count FROM order_counts`)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("order counts: %w", err)
 	}
 	out := make([]metrics.OrderCount, len(rows))
@@ -24,6 +33,25 @@ func (db *DB) OrderCounts(ctx context.Context) ([]metrics.OrderCount, error) {
 		out[i] = metrics.OrderCount{Flow: r.Flow, Status: r.Status, Count: r.Count}
 	}
 	return out, nil
+}
+
+// foldCountDeltas moves the deltas into order_counts. On PostgreSQL the
+// delete and the sum are one statement, so a delta committed meanwhile is
+// either folded or left for the next scrape, never lost; SQLite has one
+// writer at a time.
+func (db *DB) foldCountDeltas(ctx context.Context, tx *sqlx.Tx) error {
+	const upsert = ` ON CONFLICT (flow, status) DO UPDATE SET count = order_counts.count + excluded.count`
+	if db.dialect == Postgres {
+		_, err := tx.ExecContext(ctx, `WITH d AS (DELETE FROM order_count_deltas RETURNING flow, status, delta)
+			INSERT INTO order_counts (flow, status, count) SELECT flow, status, SUM(delta) FROM d GROUP BY flow, status`+upsert)
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO order_counts (flow, status, count)
+		SELECT flow, status, SUM(delta) FROM order_count_deltas WHERE true GROUP BY flow, status`+upsert); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM order_count_deltas`)
+	return err
 }
 
 // StuckOrders counts, for every state with an SLA, the orders that entered it

@@ -54,19 +54,16 @@ func (db *DB) CreateOrder(ctx context.Context, storeID string, o packline.Order,
 	if err != nil {
 		return nil, false, err
 	}
-	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := db.insertOrder(ctx, tx, &res.Order); err != nil {
-			return err
-		}
-		if idem != nil {
-			_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO idempotency_keys (store_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-				storeID, idem.Key, idem.RequestHash, res.Order.ID, now)
-			if err != nil {
-				return fmt.Errorf("record idempotency key: %w", err)
-			}
-		}
-		return db.writeResult(ctx, tx, "", res, now)
-	})
+	b := &batch{}
+	db.insertOrder(b, &res.Order)
+	if idem != nil {
+		b.add(`INSERT INTO idempotency_keys (store_id, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+			storeID, idem.Key, idem.RequestHash, res.Order.ID, now)
+	}
+	if err := db.writeResult(b, "", res, now); err != nil {
+		return nil, false, err
+	}
+	err = db.write(ctx, b)
 	if err != nil {
 		if idem != nil && isUniqueViolation(err) {
 			// Another request with the same key won the race.
@@ -116,7 +113,8 @@ func computeTotals(o *packline.Order) error {
 	return nil
 }
 
-func (db *DB) insertOrder(ctx context.Context, tx *sqlx.Tx, o *packline.Order) error {
+// insertOrder adds the order and its lines to b.
+func (db *DB) insertOrder(b *batch, o *packline.Order) {
 	customer, _ := json.Marshal(o.Customer)
 	var addr, meta *string
 	if o.ShippingAddress != nil {
@@ -129,29 +127,23 @@ func (db *DB) insertOrder(ctx context.Context, tx *sqlx.Tx, o *packline.Order) e
 		meta = &s
 	}
 	flags, _ := json.Marshal(o.Flags)
-	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO orders (id, store_id, flow, status, version, state_version, state_entered_at,
+	b.add(`INSERT INTO orders (id, store_id, flow, status, version, state_version, state_entered_at,
 		external_id, currency, customer, shipping_address, ship_date, payment_method, notes, metadata,
 		subtotal, total, amount_paid, flags, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.StoreID, o.Flow, o.Status, o.Version, o.StateVersion, o.CreatedAt,
 		o.ExternalID, o.Currency, string(customer), addr, o.ShipDate, o.PaymentMethod, o.Notes, meta,
 		o.Subtotal, o.Total, o.AmountPaid, string(flags), o.CreatedAt, o.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("insert order: %w", err)
-	}
+	lines := make([][]any, len(o.Lines))
 	for i, l := range o.Lines {
 		var cust *string
 		if len(l.Customization) > 0 {
 			s := string(l.Customization)
 			cust = &s
 		}
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price, customizable, customization)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), o.ID, i+1, l.SKU, l.Name, l.Quantity, l.UnitPrice, l.Customizable, cust)
-		if err != nil {
-			return fmt.Errorf("insert order line %d: %w", i+1, err)
-		}
+		lines[i] = []any{o.ID, i + 1, l.SKU, l.Name, l.Quantity, l.UnitPrice, l.Customizable, cust}
 	}
-	return nil
+	b.insertRows("order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price", "customizable", "customization"}, lines, "")
 }
 
 // EventInput is an event sent to an order through the store.
@@ -182,9 +174,12 @@ func (db *DB) ApplyEvent(ctx context.Context, storeID, orderID string, in EventI
 	var res flows.Result
 	now := db.Now()
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		b := &batch{}
 		var err error
-		res, err = db.applyEvent(ctx, tx, storeID, orderID, in, now)
-		return err
+		if res, err = db.applyEvent(ctx, tx, b, storeID, orderID, in, now); err != nil {
+			return err
+		}
+		return db.exec(ctx, tx, b)
 	})
 	if err != nil {
 		return nil, err
@@ -195,8 +190,10 @@ func (db *DB) ApplyEvent(ctx context.Context, storeID, orderID string, in EventI
 
 // applyEvent is ApplyEvent within tx, for callers that commit the event with
 // other writes (the fleet marks an effect done in the same transaction as
-// the event it reports). The caller calls db.committed after the commit.
-func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, storeID, orderID string, in EventInput, now time.Time) (flows.Result, error) {
+// the event it reports): it locks and reads the order, runs the flow, and
+// adds the transition's writes to b, which the caller executes. The caller
+// calls db.committed after the commit.
+func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, b *batch, storeID, orderID string, in EventInput, now time.Time) (flows.Result, error) {
 	var res flows.Result
 	err := func() error {
 		o, err := db.lockOrder(ctx, tx, storeID, orderID)
@@ -222,10 +219,8 @@ func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, storeID, orderID stri
 		if err != nil {
 			return err
 		}
-		if err := db.updateOrder(ctx, tx, o, &res.Order, now); err != nil {
-			return err
-		}
-		return db.writeResult(ctx, tx, o.Status, res, now)
+		db.updateOrder(b, o, &res.Order, now)
+		return db.writeResult(b, o.Status, res, now)
 	}()
 	return res, err
 }
@@ -239,7 +234,13 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-func (db *DB) updateOrder(ctx context.Context, tx *sqlx.Tx, old, o *packline.Order, now time.Time) error {
+// errOrderMoved is the answer when the order's version moved under a
+// transition (it cannot while the row is locked; the check guards the
+// compare-and-set regardless).
+var errOrderMoved = packline.Errorf(packline.ECONFLICT, "the order changed while this event was applied; send it again")
+
+// updateOrder adds the compare-and-set of the order from old to o to b.
+func (db *DB) updateOrder(b *batch, old, o *packline.Order, now time.Time) {
 	flags, _ := json.Marshal(o.Flags)
 	q := `UPDATE orders SET status = ?, version = ?, state_version = ?, amount_paid = ?, flags = ?, updated_at = ?`
 	args := []any{o.Status, o.Version, o.StateVersion, o.AmountPaid, string(flags), now}
@@ -249,14 +250,7 @@ func (db *DB) updateOrder(ctx context.Context, tx *sqlx.Tx, old, o *packline.Ord
 	}
 	q += ` WHERE id = ? AND version = ?`
 	args = append(args, o.ID, old.Version)
-	r, err := tx.ExecContext(ctx, db.rebind(q), args...)
-	if err != nil {
-		return fmt.Errorf("update order %s: %w", o.ID, err)
-	}
-	if n, _ := r.RowsAffected(); n != 1 {
-		return packline.Errorf(packline.ECONFLICT, "the order changed while this event was applied; send it again")
-	}
-	return nil
+	b.addChecked(errOrderMoved, q, args...)
 }
 
 // EffectID is the deterministic id of the n-th effect owed at an order's
@@ -269,69 +263,47 @@ func EffectID(orderID string, version int64, n int, typ string) string {
 // TimerType is the outbox type of a timer row.
 const TimerType = "order:timer"
 
-// writeResult records what a transition produced: timeline rows, outbox rows
-// (effects, then timers) and the per-state order counts.
-func (db *DB) writeResult(ctx context.Context, tx *sqlx.Tx, prevStatus string, res flows.Result, now time.Time) error {
+// writeResult adds what a transition produced to b: timeline rows, outbox
+// rows (effects, then timers) and the change of the per-state order counts.
+func (db *DB) writeResult(b *batch, prevStatus string, res flows.Result, now time.Time) error {
 	o := &res.Order
-	for _, s := range res.Steps {
+	timeline := make([][]any, len(res.Steps))
+	for i, s := range res.Steps {
 		var data *string
 		if len(s.Data) > 0 {
 			d := string(s.Data)
 			data = &d
 		}
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note, data)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), o.ID, o.Version, now, s.Event, s.From, s.To, string(s.Actor.Type), s.Actor.ID, s.Note, data)
-		if err != nil {
-			return fmt.Errorf("insert timeline: %w", err)
-		}
+		timeline[i] = []any{o.ID, o.Version, now, s.Event, s.From, s.To, string(s.Actor.Type), s.Actor.ID, s.Note, data}
 	}
-	n := 0
-	insert := func(typ string, payload any, runAt time.Time) error {
-		b, err := json.Marshal(payload)
+	b.insertRows("timeline", []string{"order_id", "version", "at", "event", "from_state", "to_state", "actor_type", "actor_id", "note", "data"}, timeline, "")
+	outbox := make([][]any, 0, len(res.Effects)+len(res.Timers))
+	row := func(typ string, payload any, runAt time.Time) error {
+		p, err := json.Marshal(payload)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode %s of order %s: %w", typ, o.ID, err)
 		}
-		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO outbox (id, order_id, store_id, version, seq, type, payload, status, run_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`), EffectID(o.ID, o.Version, n, typ), o.ID, o.StoreID, o.Version, n, typ, string(b), runAt, now)
-		n++
-		if err != nil {
-			return fmt.Errorf("insert outbox %s: %w", typ, err)
-		}
+		n := len(outbox)
+		outbox = append(outbox, []any{EffectID(o.ID, o.Version, n, typ), o.ID, o.StoreID, o.Version, n, typ, string(p), EffectPending, runAt, now})
 		return nil
 	}
 	for _, e := range res.Effects {
-		if err := insert(e.Type, e, now); err != nil {
+		if err := row(e.Type, e, now); err != nil {
 			return err
 		}
 	}
 	for _, t := range res.Timers {
-		if err := insert(TimerType, t, t.RunAt.UTC().Truncate(time.Microsecond)); err != nil {
+		if err := row(TimerType, t, t.RunAt.UTC().Truncate(time.Microsecond)); err != nil {
 			return err
 		}
 	}
-	if n > 0 && db.dialect == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('packline_outbox', '')`); err != nil {
-			return fmt.Errorf("notify outbox: %w", err)
-		}
-	}
+	b.insertRows("outbox", []string{"id", "order_id", "store_id", "version", "seq", "type", "payload", "status", "run_at", "created_at"}, outbox, "")
 	if prevStatus != o.Status {
+		deltas := [][]any{{o.Flow, o.Status, 1}}
 		if prevStatus != "" {
-			if err := db.bumpCount(ctx, tx, o.Flow, prevStatus, -1); err != nil {
-				return err
-			}
+			deltas = append(deltas, []any{o.Flow, prevStatus, -1})
 		}
-		if err := db.bumpCount(ctx, tx, o.Flow, o.Status, 1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (db *DB) bumpCount(ctx context.Context, tx *sqlx.Tx, flow, status string, delta int) error {
-	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO order_counts (flow, status, count) VALUES (?, ?, ?)
-		ON CONFLICT (flow, status) DO UPDATE SET count = order_counts.count + excluded.count`), flow, status, delta)
-	if err != nil {
-		return fmt.Errorf("count orders: %w", err)
+		b.insertRows("order_count_deltas", []string{"flow", "status", "delta"}, deltas, "")
 	}
 	return nil
 }
@@ -346,8 +318,8 @@ func (db *DB) committed(res flows.Result) {
 		}
 		metrics.Transition(res.Order.Flow, st.Event, st.To)
 	}
-	if db.opts.OnOutbox != nil && (len(res.Effects) > 0 || len(res.Timers) > 0) {
-		db.opts.OnOutbox()
+	if len(res.Effects) > 0 || len(res.Timers) > 0 {
+		db.wakeOutbox()
 	}
 }
 

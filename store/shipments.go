@@ -319,8 +319,12 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 			}
 			out.Shipment.Status, out.Shipment.StatusAt, out.Shipment.UpdatedAt = u.Status, at, now
 			if ev := couriers.FlowEvent(u.Status); ev != "" {
-				res, err = db.applyEvent(ctx, tx, sh.StoreID, sh.OrderID, EventInput{
+				b := &batch{}
+				res, err = db.applyEvent(ctx, tx, b, sh.StoreID, sh.OrderID, EventInput{
 					Event: ev, Actor: packline.Actor{Type: packline.ActorCourier, ID: u.Courier}, Note: note}, now)
+				if err == nil {
+					err = db.exec(ctx, tx, b)
+				}
 				switch code := packline.ErrorCode(err); {
 				case err == nil:
 					applied, out.Event, out.Order = true, ev, &res.Order

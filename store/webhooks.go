@@ -287,19 +287,7 @@ func (db *DB) scheduleAttempt(ctx context.Context, tx *sqlx.Tx, d WebhookDeliver
 	if err != nil {
 		return fmt.Errorf("schedule attempt %d of webhook delivery %s: %w", n, d.ID, err)
 	}
-	if db.dialect == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('packline_outbox', '')`); err != nil {
-			return fmt.Errorf("notify outbox: %w", err)
-		}
-	}
 	return nil
-}
-
-// wakeOutbox tells an in-process relay that outbox rows were committed.
-func (db *DB) wakeOutbox() {
-	if db.opts.OnOutbox != nil {
-		db.opts.OnOutbox()
-	}
 }
 
 // NewWebhookMessage is one event to deliver to some of a store's endpoints.
