@@ -150,6 +150,8 @@ type Payload struct {
 	Timer    *flows.Timer  `json:"timer,omitempty"`
 	// Delivery is 1 for the relay's first hand-over, n for the n-th.
 	Delivery int `json:"delivery"`
+	// CreatedAt is when the row was committed (a webhook's timestamp).
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // TaskID is the Asynq task id of the n-th delivery of an effect: the effect

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline/payments"
+	"github.com/packline/packline/relay"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 	"github.com/packline/packline/tasks"
@@ -108,8 +109,7 @@ func (e *env) taskFor(id, typ string) (*asynq.Task, string) {
 	for i := len(rows) - 1; i >= 0; i-- {
 		r := rows[i]
 		if r.Type == typ && r.Status == store.EffectPending {
-			p := tasks.Payload{EffectID: r.ID, OrderID: r.OrderID, StoreID: r.StoreID, Version: r.Version, Type: r.Type, Delivery: 1}
-			task, err := tasks.New(p)
+			task, err := relay.Task(r, 1)
 			if err != nil {
 				e.t.Fatal(err)
 			}

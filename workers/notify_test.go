@@ -105,7 +105,7 @@ func effectFor(t *testing.T, db *store.DB, orderID, typ string) workers.Effect {
 			t.Fatal(err)
 		}
 		return workers.Effect{ID: row.ID, Type: row.Type, OrderID: row.OrderID, StoreID: row.StoreID, Version: row.Version,
-			Effect: eff, Order: o, Row: row}
+			Effect: eff, Order: o, CreatedAt: row.CreatedAt}
 	}
 	t.Fatalf("order %s owes no %s", orderID, typ)
 	return workers.Effect{}

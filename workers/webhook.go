@@ -135,7 +135,7 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 	if err != nil {
 		return fmt.Errorf("encode order %s: %w", e.OrderID, err)
 	}
-	msg := webhooks.Message{ID: webhooks.MessageID(e.ID), Type: e.Effect.Webhook, Timestamp: e.Row.CreatedAt, Data: data}
+	msg := webhooks.Message{ID: webhooks.MessageID(e.ID), Type: e.Effect.Webhook, Timestamp: e.CreatedAt, Data: data}
 	body, err := msg.Body()
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

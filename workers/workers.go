@@ -71,8 +71,8 @@ type Effect struct {
 	// Order is the order as it is now (nil for stock and timer handlers,
 	// which read what they need inside their transaction).
 	Order *packline.Order
-	// Row is the outbox row.
-	Row store.EffectRow
+	// CreatedAt is when the transition that owed the effect committed.
+	CreatedAt time.Time
 	// Retry is how many times Asynq retried this task before.
 	Retry int
 }
@@ -194,14 +194,14 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 		if err != nil {
 			return err
 		}
-		row, err := w.db.StartEffect(ctx, p.EffectID)
+		final, err := w.db.StartEffect(ctx, p.EffectID)
 		if packline.ErrorCode(err) == packline.ENOTFOUND {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if err != nil {
 			return err
 		}
-		if row.Final() {
+		if final {
 			return nil
 		}
 		defer func() {
@@ -213,15 +213,19 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 				w.failed(ctx, p.EffectID, err)
 			}
 		}()
-		e := Effect{ID: row.ID, Type: row.Type, OrderID: row.OrderID, StoreID: row.StoreID, Version: row.Version, Row: row}
+		// The task carries the row as the relay read it; the row's effect
+		// and timer never change after the commit that wrote them, so the
+		// worker reads nothing more of it.
+		e := Effect{ID: p.EffectID, Type: p.Type, OrderID: p.OrderID, StoreID: p.StoreID, Version: p.Version, CreatedAt: p.CreatedAt}
 		e.Retry, _ = asynq.GetRetryCount(ctx)
-		if row.Type != store.TimerType {
-			if e.Effect, err = row.Effect(); err != nil {
-				return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		if p.Type != store.TimerType {
+			if p.Effect == nil {
+				return fmt.Errorf("%s task %s carries no effect: %w", p.Type, p.EffectID, asynq.SkipRetry)
 			}
+			e.Effect = *p.Effect
 		}
 		if withOrder {
-			e.Order, err = w.db.GetOrder(ctx, row.StoreID, row.OrderID)
+			e.Order, err = w.db.GetOrder(ctx, p.StoreID, p.OrderID)
 			if packline.ErrorCode(err) == packline.ENOTFOUND {
 				return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 			}
