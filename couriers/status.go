@@ -3,6 +3,8 @@ package couriers
 import (
 	"fmt"
 	"time"
+
+	"github.com/packline/packline/flows"
 )
 
 // Status is a shipment's tracking status on packline's one canonical list.
@@ -102,20 +104,21 @@ func Supersedes(cur Status, curAt time.Time, next Status, nextAt time.Time) bool
 }
 
 // FlowEvent is the flow event a status implies, or "" when it implies none:
-// in_transit, out_for_delivery and available_for_pickup → "ship"; delivered
-// → "deliver"; return_to_sender and returned → "return". The caller sends it
-// as the courier actor only when Supersedes said the status is new; a flow
-// without that event, or one that does not take it from the order's state,
-// answers with a conflict that the caller records on the shipment and
-// otherwise ignores (a wholesale order does not "return").
+// in_transit, out_for_delivery and available_for_pickup → flows.EventShip;
+// delivered → flows.EventDeliver; return_to_sender and returned →
+// flows.EventReturn. The caller sends it as the courier actor only when
+// Supersedes said the status is new; a flow without that event, or one that
+// does not take it from the order's state, answers with a conflict that the
+// caller records on the shipment and otherwise ignores (a wholesale order
+// does not "return").
 func FlowEvent(s Status) string {
 	switch s {
 	case StatusInTransit, StatusOutForDelivery, StatusAvailableForPickup:
-		return "ship"
+		return string(flows.EventShip)
 	case StatusDelivered:
-		return "deliver"
+		return string(flows.EventDeliver)
 	case StatusReturnToSender, StatusReturned:
-		return "return"
+		return string(flows.EventReturn)
 	}
 	return ""
 }

@@ -84,7 +84,7 @@ func (f *Flow) Start(o packline.Order, actor packline.Actor, now time.Time, scal
 	r := Result{Order: o}
 	r.Steps = append(r.Steps, Step{Event: "created", To: f.Initial, Actor: actor})
 	r.addEffects(f.OnCreate, &r.Order, "created", nil, true)
-	r.Effects = append(r.Effects, Effect{Type: "webhook:deliver", Webhook: "order." + f.Initial, Event: "created"})
+	r.Effects = append(r.Effects, webhook("order."+f.Initial, "created", nil))
 	f.armState(&r, f.Initial, now, scale)
 	f.armDated(&r, now, scale)
 	if err := f.automatic(&r, now, scale); err != nil {
@@ -173,14 +173,19 @@ func (f *Flow) take(r *Result, t *Transition, event string, actor packline.Actor
 	r.Steps = append(r.Steps, Step{Event: event, From: from, To: to, Actor: actor, Note: note, Data: data})
 	switch {
 	case t.Webhook != "":
-		r.Effects = append(r.Effects, Effect{Type: "webhook:deliver", Webhook: t.Webhook, Event: event, Data: data})
+		r.Effects = append(r.Effects, webhook(t.Webhook, event, data))
 	case from != to:
-		r.Effects = append(r.Effects, Effect{Type: "webhook:deliver", Webhook: "order." + to, Event: event, Data: data})
+		r.Effects = append(r.Effects, webhook("order."+to, event, data))
 	}
 	if from != to {
 		r.Order.StateVersion = r.Order.Version
 		f.armState(r, to, now, scale)
 	}
+}
+
+// webhook is the webhook:deliver of a webhook event type, owed by event.
+func webhook(typ, event string, data json.RawMessage) Effect {
+	return Effect{Type: string(EffectWebhookDeliver), Webhook: typ, Event: event, Data: data}
 }
 
 func (f *Flow) automatic(r *Result, now time.Time, scale float64) error {

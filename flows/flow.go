@@ -10,22 +10,6 @@ import (
 	"github.com/packline/packline"
 )
 
-// Known effect types: the Asynq task types of tasks/, in domain:verb form.
-// A flow naming any other effect is refused at load.
-var knownEffects = map[string]bool{
-	"payment:authorize": true,
-	"payment:capture":   true,
-	"payment:confirm":   true,
-	"payment:void":      true,
-	"payment:refund":    true,
-	"stock:decrement":   true,
-	"stock:restore":     true,
-	"courier:label":     true,
-	"notify:email":      true,
-	"notify:sms":        true,
-	"webhook:deliver":   true,
-}
-
 // builtinGuards are the predicates computed from the order itself rather
 // than from a flag.
 var builtinGuards = map[string]func(o *packline.Order) bool{
@@ -125,7 +109,7 @@ type Transition struct {
 
 // EffectSpec is an effect a transition owes.
 type EffectSpec struct {
-	Type     string // task type, e.g. stock:decrement
+	Type     string // an EffectType of the catalogue, e.g. stock:decrement
 	Template string // notify:*: the message template
 	To       string // notify:*: customer or merchant
 	If       *Guard // only when this guard holds before the transition

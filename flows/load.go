@@ -456,6 +456,9 @@ func (p *parser) transition(n *yaml.Node, what string) (*Transition, error) {
 	return t, err
 }
 
+// messageEffects are the effect types of the shorthand keys email and sms.
+var messageEffects = map[string]EffectType{"email": EffectNotifyEmail, "sms": EffectNotifySMS}
+
 func (p *parser) effects(n *yaml.Node) ([]EffectSpec, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, p.errf(n, "effects must be a list")
@@ -475,7 +478,7 @@ func (p *parser) effects(n *yaml.Node) ([]EffectSpec, error) {
 				e.Type, err = p.str(v, "do")
 			case "email", "sms":
 				// Shorthand: {email: receipt, to: customer}.
-				e.Type = "notify:" + key
+				e.Type = string(messageEffects[key])
 				e.Template, err = p.str(v, key)
 			case "template":
 				e.Template, err = p.str(v, "template")
@@ -502,7 +505,7 @@ func (p *parser) effects(n *yaml.Node) ([]EffectSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.HasPrefix(e.Type, "notify:") && e.To == "" {
+		if info, _ := EffectOf(EffectType(e.Type)); info.Message && e.To == "" {
 			e.To = "customer"
 		}
 		out = append(out, e)

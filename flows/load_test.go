@@ -170,6 +170,29 @@ func TestParseRefusesBadFlows(t *testing.T) {
 		{"webhook type outside order.", func(t *testing.T) string {
 			return edit(t, "        set: [done]\n", "        set: [done]\n        webhook: closed # <-\n")
 		}, `event close: webhook type "closed" must start with order.`},
+		{"effect whose events the flow lacks", func(t *testing.T) string {
+			return edit(t, "        effects: [{email: closed}]\n", "        effects: [stock:decrement] # <-\n")
+		}, "event close: stock:decrement reports stock_taken or stock_short, but the flow has no events stock_taken, stock_short"},
+		{"effect with one of its events missing", func(t *testing.T) string {
+			src := edit(t, "flags: [done]\n", "flags: [done]\non_create:\n  - payment:confirm # <-\n")
+			return addEvents(t, src, "  payment_succeeded:\n    actors: [payment]\n    transitions: [{from: open}]\n")
+		}, "on_create: payment:confirm reports payment_succeeded or payment_failed, but the flow has no event payment_failed"},
+		{"reported event its reporter may not send", func(t *testing.T) string {
+			return addEvents(t, tinyFlow, "  label:\n    actors: [merchant]\n    transitions: [{from: open, effects: [courier:label]}] # <-\n"+
+				"  label_created:\n    actors: [merchant]\n    transitions: [{from: open}]\n")
+		}, "event label: courier:label reports label_created as the system actor, but event label_created does not allow it"},
+		{"reported event not taken where the effect runs", func(t *testing.T) string {
+			src := edit(t, "        effects: [{email: closed}]\n", "        effects: [stock:decrement] # <-\n")
+			return addEvents(t, src, "  stock_taken:\n    actors: [system]\n    transitions: [{from: open}]\n"+
+				"  stock_short:\n    actors: [system]\n    transitions: [{from: open}]\n")
+		}, "event close: stock:decrement reports stock_taken, but event stock_taken has no transition from closed, where the order is when it runs"},
+		{"reported event taken from only one of the states the effect may run in", func(t *testing.T) string {
+			src := edit(t, "  closed: {terminal: true}\n", "  closed: {terminal: true}\n  held: {}\n")
+			src = addEvents(t, src, "  hold:\n    actors: [merchant]\n    transitions: [{from: open, to: held}]\n"+
+				"  label:\n    actors: [merchant]\n    transitions:\n      - from: [open, held]\n        effects: [courier:label] # <-\n"+
+				"  label_created:\n    actors: [system]\n    transitions: [{from: open}]\n")
+			return src
+		}, "event label: courier:label reports label_created, but event label_created has no transition from held, where the order is when it runs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,6 +214,29 @@ func TestParseRefusesBadFlows(t *testing.T) {
 				t.Errorf("error %q does not start with %q", err, prefix)
 			}
 		})
+	}
+}
+
+// addEvents returns src with events added after the tiny flow's close event.
+func addEvents(t *testing.T, src, events string) string {
+	t.Helper()
+	if n := strings.Count(src, "timers:\n"); n != 1 {
+		t.Fatalf("timers: occurs %d times in\n%s", n, src)
+	}
+	return strings.Replace(src, "timers:\n", events+"timers:\n", 1)
+}
+
+// TestParseTakesReportsWhereTheOrderSettles checks that an effect's report
+// may be taken from a state automatic transitions lead to from the state the
+// effect was owed in, since the order is there when the effect runs.
+func TestParseTakesReportsWhereTheOrderSettles(t *testing.T) {
+	t.Parallel()
+	src := edit(t, "  closed: {terminal: true}\n", "  closed: {terminal: true}\n  paid: {}\n  packing: {}\n")
+	src = addEvents(t, src, "  pay:\n    actors: [merchant]\n    transitions: [{from: open, to: paid, effects: [courier:label]}]\n"+
+		"  label_created:\n    actors: [system]\n    transitions: [{from: packing, to: closed}]\n")
+	src = strings.Replace(src, "timers:\n", "automatic:\n  - {from: paid, to: packing}\ntimers:\n", 1)
+	if _, err := Parse("settles.yaml", []byte(src)); err != nil {
+		t.Fatalf("refused: %v\n%s", err, src)
 	}
 }
 

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/packline/packline"
@@ -27,24 +28,24 @@ func (p *parser) validate(f *Flow) error {
 	}
 	effects := func(specs []EffectSpec, where string) error {
 		for _, e := range specs {
-			if !knownEffects[e.Type] {
+			info, ok := EffectOf(EffectType(e.Type))
+			if !ok || info.Owed == OwedByTimer {
 				return at(e.line, "%s: unknown effect %q", where, e.Type)
 			}
-			if e.Type == "webhook:deliver" {
-				return at(e.line, "%s: webhook:deliver is owed by every state change; name the type with webhook: on the transition instead", where)
+			if info.Owed == OwedByStateChange {
+				return at(e.line, "%s: %s is owed by every state change; name the type with webhook: on the transition instead", where, e.Type)
 			}
-			notify := strings.HasPrefix(e.Type, "notify:")
-			if notify && e.Template == "" {
+			if info.Message && e.Template == "" {
 				return at(e.line, "%s: %s needs a template", where, e.Type)
 			}
-			if notify && e.To != "customer" && e.To != "merchant" {
+			if info.Message && e.To != "customer" && e.To != "merchant" {
 				return at(e.line, "%s: %s goes to customer or merchant, not %q", where, e.Type, e.To)
 			}
-			if !notify && (e.Template != "" || e.To != "") {
+			if !info.Message && (e.Template != "" || e.To != "") {
 				return at(e.line, "%s: only notify effects take template and to", where)
 			}
-			if e.AmountMajor < 0 || (e.AmountMajor > 0 && e.Type != "payment:authorize") {
-				return at(e.line, "%s: amount is only for payment:authorize and must be positive", where)
+			if e.AmountMajor < 0 || (e.AmountMajor > 0 && !info.FixedAmount) {
+				return at(e.line, "%s: amount is only for %s and must be positive", where, EffectPaymentAuthorize)
 			}
 			if e.If != nil {
 				if err := guard(e.line, *e.If, where); err != nil {
@@ -169,7 +170,109 @@ func (p *parser) validate(f *Flow) error {
 			return at(s.line, "state %q is unreachable from %q", s.Name, f.Initial)
 		}
 	}
+	return p.validateReports(f)
+}
+
+// validateReports checks that the flow takes what its effects report: for
+// each effect a flow owes and each event the effect may report (EffectInfo.
+// Reports), the flow declares the event, lets the reporter send it, and
+// takes it from a state the order may be in when the effect runs. That is
+// the state the owing transition leads to (on_create: the initial state), or
+// one that automatic transitions may lead to from there; guards are not
+// judged, since they may hold. An effect whose report the flow could never
+// take would be marked done with its result refused.
+func (p *parser) validateReports(f *Flow) error {
+	check := func(specs []EffectSpec, where string, states []string) error {
+		for _, e := range specs {
+			info, _ := EffectOf(EffectType(e.Type))
+			for _, s := range states {
+				if err := f.takesReports(info, f.settles(s)); err != nil {
+					return &LoadError{File: p.file, Line: e.line, Msg: where + ": " + err.Error()}
+				}
+			}
+		}
+		return nil
+	}
+	if err := check(f.OnCreate, "on_create", []string{f.Initial}); err != nil {
+		return err
+	}
+	for _, ev := range f.Events {
+		for _, t := range ev.Transitions {
+			states := []string{t.To}
+			if t.To == "" {
+				states = t.From
+			}
+			if err := check(t.Effects, "event "+ev.Name, states); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range f.Automatic {
+		if err := check(t.Effects, "automatic transition", []string{t.To}); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// takesReports says why the flow could not take an event the effect may
+// report while the order is in one of states (nil when it could take each).
+func (f *Flow) takesReports(info EffectInfo, states []string) error {
+	var missing []string
+	for _, name := range info.Reports {
+		if f.events[string(name)] == nil {
+			missing = append(missing, string(name))
+		}
+	}
+	if len(missing) > 0 {
+		noun := "event"
+		if len(missing) > 1 {
+			noun = "events"
+		}
+		return fmt.Errorf("%s reports %s, but the flow has no %s %s",
+			info.Type, joinEvents(info.Reports, " or "), noun, strings.Join(missing, ", "))
+	}
+	for _, name := range info.Reports {
+		ev := f.events[string(name)]
+		if !ev.allows(info.Reporter) {
+			return fmt.Errorf("%s reports %s as the %s actor, but event %s does not allow it", info.Type, name, info.Reporter, name)
+		}
+		if !slices.ContainsFunc(ev.Transitions, func(t *Transition) bool { return slices.ContainsFunc(states, t.from) }) {
+			return fmt.Errorf("%s reports %s, but event %s has no transition from %s, where the order is when it runs",
+				info.Type, name, name, strings.Join(states, " or "))
+		}
+	}
+	return nil
+}
+
+// settles returns state and every state automatic transitions may lead to
+// from it (guards not judged), in the flow's order of states: where an order
+// that enters state may be when an effect owed on the way runs.
+func (f *Flow) settles(state string) []string {
+	in := map[string]bool{state: true}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range f.Automatic {
+			if !in[t.To] && slices.ContainsFunc(t.From, func(s string) bool { return in[s] }) {
+				in[t.To], changed = true, true
+			}
+		}
+	}
+	var out []string
+	for _, s := range f.States {
+		if in[s.Name] {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+func joinEvents(names []EventName, sep string) string {
+	ss := make([]string, len(names))
+	for i, n := range names {
+		ss[i] = string(n)
+	}
+	return strings.Join(ss, sep)
 }
 
 func hasIntField(e *Event, name string) bool {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
 )
 
 // Channel is how a message travels.
@@ -38,10 +39,10 @@ const (
 // ChannelOf returns the channel of a notify effect type: notify:email →
 // Email, notify:sms → SMS.
 func ChannelOf(effectType string) (Channel, bool) {
-	switch effectType {
-	case "notify:email":
+	switch flows.EffectType(effectType) {
+	case flows.EffectNotifyEmail:
 		return Email, true
-	case "notify:sms":
+	case flows.EffectNotifySMS:
 		return SMS, true
 	}
 	return "", false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
 )
 
 // Stock ledger kinds: one row per (order, sku, kind).
@@ -56,7 +57,7 @@ func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []StockS
 			return nil, fmt.Errorf("read stock ledger of %s: %w", row.OrderID, err)
 		}
 		if taken > 0 {
-			return &EffectReport{Event: "stock_taken", Actor: actor, Note: "stock was taken for this order already"}, nil
+			return &EffectReport{Event: string(flows.EventStockTaken), Actor: actor, Note: "stock was taken for this order already"}, nil
 		}
 		needs, err := db.stockNeeds(ctx, tx, row.OrderID)
 		if err != nil {
@@ -94,11 +95,11 @@ func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []StockS
 				return nil, fmt.Errorf("record stock taken for %s: %w", row.OrderID, err)
 			}
 		}
-		return &EffectReport{Event: "stock_taken", Actor: actor}, nil
+		return &EffectReport{Event: string(flows.EventStockTaken), Actor: actor}, nil
 	})
 	if errors.Is(err, errShort) {
 		out, err = db.runEffect(ctx, id, func(context.Context, *sqlx.Tx, EffectRow) (*EffectReport, error) {
-			return &EffectReport{Event: "stock_short", Actor: packline.Actor{Type: packline.ActorSystem, ID: id},
+			return &EffectReport{Event: string(flows.EventStockShort), Actor: packline.Actor{Type: packline.ActorSystem, ID: id},
 				Data: map[string]any{"short": short}}, nil
 		})
 	}

@@ -1,8 +1,9 @@
 // Package tasks is the contract between the relay, which turns outbox rows
 // into Asynq tasks, and the workers, which run them: the task types (one per
-// effect, in domain:verb form, equal to the outbox row's type), the one
-// payload every task carries, the queues and their weights, and New, the one
-// constructor that sets queue, retries, timeout, TaskID and ProcessAt.
+// effect of the catalogue in package flows, equal to the outbox row's type),
+// the one payload every task carries, the queues' weights, and New, the one
+// constructor that sets queue, retries and timeout (from the catalogue),
+// TaskID and ProcessAt.
 //
 // Every task is idempotent by its effect id: the outbox row it names is the
 // source of truth, a worker that finds the row done does nothing, and the
@@ -20,122 +21,67 @@ import (
 	"github.com/packline/packline/flows"
 )
 
-// Task types. Each is the type of the outbox rows it runs; the names are
-// stored (in the outbox and in Redis) and are never renamed.
+// Task types: the effect types of the catalogue (flows.Effects), as the
+// strings Asynq and the outbox rows carry. What each does, its policy, its
+// idempotency key and the events it reports are in its catalogue entry.
 const (
-	// TypePaymentAuthorize holds an amount on the customer's payment method
-	// (request-approval's 1.00 card check) and reports payment_succeeded or
-	// payment_failed. Queue critical; MaxRetry 10; Timeout 30s; idempotency
-	// key: the effect id, passed to the provider. A decline is an answer,
-	// not an error: it is reported and the task ends. Gives up (row failed)
-	// after 10 retries of transient provider errors, or at once (SkipRetry)
-	// on a malformed payload or a missing order.
-	TypePaymentAuthorize = "payment:authorize"
-	// TypePaymentCapture charges the full amount (request-approval's accept
-	// and retry_payment) with the newest payment method and reports
-	// payment_succeeded or payment_failed. Same policy as authorize.
-	TypePaymentCapture = "payment:capture"
-	// TypePaymentConfirm asks the provider for the checkout payment of a new
-	// order (made-to-order, prepaid-simple) and reports payment_succeeded or
-	// payment_failed. Same policy as authorize.
-	TypePaymentConfirm = "payment:confirm"
-	// TypePaymentVoid releases the card-check authorization. It reports no
-	// event; a check already voided, or one that never succeeded, is done.
-	// While the authorization it voids is still being run it retries (up to
-	// 10 times), so a decline that overtakes the check still releases it.
-	TypePaymentVoid = "payment:void"
-	// TypePaymentRefund gives back what the order's charges took, less what
-	// was refunded. It reports no event. Same policy as authorize.
-	TypePaymentRefund = "payment:refund"
-	// TypeStockDecrement takes every line of the order from stock or none,
-	// and reports stock_taken or stock_short (data: short SKUs). Queue
-	// critical; MaxRetry 10; Timeout 15s; idempotency: the stock ledger's one
-	// row per (order, sku, kind), written in the transaction that moves the
-	// stock, reports the event and marks the row done. Gives up after 10
-	// retries of database errors.
-	TypeStockDecrement = "stock:decrement"
-	// TypeStockRestore gives back what the ledger says the order took, once.
-	// Same policy as TypeStockDecrement; reports no event.
-	TypeStockRestore = "stock:restore"
-	// TypeCourierLabel buys a courier label and reports label_created. Queue
-	// default; MaxRetry 12; Timeout 60s; idempotency key: the order id,
-	// passed to the courier, so an order gets one label however many effects
-	// ask. Gives up (SkipRetry) on an unknown courier or a request the
-	// courier refuses (workers/courier.go).
-	TypeCourierLabel = "courier:label"
-	// TypeNotifyEmail sends one email. Queue low; MaxRetry 8; Timeout 30s;
-	// idempotency key: notify.Key(effect id, template), the key of the
-	// message's row (one email per transition and template). Its handler
-	// is workers.Notifier.
-	TypeNotifyEmail = "notify:email"
-	// TypeNotifySMS sends one SMS. Same policy as TypeNotifyEmail.
-	TypeNotifySMS = "notify:sms"
-	// TypeWebhookDeliver delivers one webhook event to one store's
-	// endpoints. Queue default; MaxRetry 15; Timeout 30s; the webhook-id is
-	// derived from the effect id (webhooks.MessageID), so receivers can drop
-	// repeats. The same type runs each attempt of one delivery, as an outbox
-	// row of its own due at its retry time (store.WebhookAttemptPurpose);
-	// see workers.Webhooks.
-	TypeWebhookDeliver = "webhook:deliver"
-	// TypeOrderTimer sends a timer's event (expire, request_feedback,
-	// ship_date_at_risk) only if the order is still in the state and state
-	// version that armed it; a stale timer is done. Queue critical (a late
-	// expiry is a visible bug, and timers are cheap); MaxRetry 10; Timeout
-	// 15s; idempotency: the event and the row's done mark commit together.
-	TypeOrderTimer = "order:timer"
+	TypePaymentAuthorize = string(flows.EffectPaymentAuthorize)
+	TypePaymentCapture   = string(flows.EffectPaymentCapture)
+	TypePaymentConfirm   = string(flows.EffectPaymentConfirm)
+	TypePaymentVoid      = string(flows.EffectPaymentVoid)
+	TypePaymentRefund    = string(flows.EffectPaymentRefund)
+	TypeStockDecrement   = string(flows.EffectStockDecrement)
+	TypeStockRestore     = string(flows.EffectStockRestore)
+	TypeCourierLabel     = string(flows.EffectCourierLabel)
+	TypeNotifyEmail      = string(flows.EffectNotifyEmail)
+	TypeNotifySMS        = string(flows.EffectNotifySMS)
+	TypeWebhookDeliver   = string(flows.EffectWebhookDeliver)
+	TypeOrderTimer       = string(flows.EffectOrderTimer)
 )
 
-// Queues.
+// Queues, named by the catalogue.
 const (
-	QueueCritical = "critical" // payment, stock, order:timer
-	QueueDefault  = "default"  // courier, webhook
-	QueueLow      = "low"      // notify
+	QueueCritical = flows.QueueCritical
+	QueueDefault  = flows.QueueDefault
+	QueueLow      = flows.QueueLow
 )
 
 // Queues maps each queue to its weight for asynq.Config.Queues: when all
 // are busy, critical gets 6 of 10 pickups, default 3, low 1.
 var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
 
-// Policy is how one task type is run.
+// Policy is how one task type is run: its catalogue entry's queue, MaxRetry
+// and Timeout.
 type Policy struct {
 	Queue    string
 	MaxRetry int
 	Timeout  time.Duration
 }
 
-var policies = map[string]Policy{
-	TypePaymentAuthorize: {QueueCritical, 10, 30 * time.Second},
-	TypePaymentCapture:   {QueueCritical, 10, 30 * time.Second},
-	TypePaymentConfirm:   {QueueCritical, 10, 30 * time.Second},
-	TypePaymentVoid:      {QueueCritical, 10, 30 * time.Second},
-	TypePaymentRefund:    {QueueCritical, 10, 30 * time.Second},
-	TypeStockDecrement:   {QueueCritical, 10, 15 * time.Second},
-	TypeStockRestore:     {QueueCritical, 10, 15 * time.Second},
-	TypeOrderTimer:       {QueueCritical, 10, 15 * time.Second},
-	TypeCourierLabel:     {QueueDefault, 12, 60 * time.Second},
-	TypeWebhookDeliver:   {QueueDefault, 15, 30 * time.Second},
-	TypeNotifyEmail:      {QueueLow, 8, 30 * time.Second},
-	TypeNotifySMS:        {QueueLow, 8, 30 * time.Second},
-}
-
 // PolicyOf returns the policy of a task type; ok is false for an unknown type.
 func PolicyOf(typ string) (Policy, bool) {
-	p, ok := policies[typ]
-	return p, ok
+	e, ok := flows.EffectOf(flows.EffectType(typ))
+	return Policy{Queue: e.Queue, MaxRetry: e.MaxRetry, Timeout: e.Timeout}, ok
 }
 
-// Types lists every task type.
+// Types lists every task type, in catalogue order.
 func Types() []string {
-	out := make([]string, 0, len(policies))
-	for t := range policies {
-		out = append(out, t)
+	var out []string
+	for _, e := range flows.Effects() {
+		out = append(out, string(e.Type))
 	}
 	return out
 }
 
 // MaxTimeout is the longest Timeout of any type: a relay must not redeliver a
 // task sooner than this after a worker started it.
-const MaxTimeout = 60 * time.Second
+var MaxTimeout = func() time.Duration {
+	var d time.Duration
+	for _, e := range flows.Effects() {
+		d = max(d, e.Timeout)
+	}
+	return d
+}()
 
 // Payload is what every task carries: the outbox row it runs, and the effect
 // or timer for logs and handlers that need nothing else. The row in the
@@ -180,7 +126,7 @@ func EffectIDOf(taskID string) string {
 // passes asynq.ProcessIn(0) so that clock skew between hosts never delays a
 // due timer.
 func New(p Payload, extra ...asynq.Option) (*asynq.Task, error) {
-	pol, ok := policies[p.Type]
+	pol, ok := PolicyOf(p.Type)
 	if !ok {
 		return nil, fmt.Errorf("tasks: unknown task type %q", p.Type)
 	}

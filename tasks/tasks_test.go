@@ -47,6 +47,17 @@ func TestNewSetsPolicyInOnePlace(t *testing.T) {
 	}
 }
 
+// MaxTimeout is derived from the catalogue; the relay's redelivery default
+// (2m) is set against this value.
+func TestMaxTimeoutIsTheLongestTimeout(t *testing.T) {
+	if tasks.MaxTimeout != 60*time.Second {
+		t.Errorf("MaxTimeout = %s, want 60s (courier:label)", tasks.MaxTimeout)
+	}
+	if len(tasks.Types()) != 12 {
+		t.Errorf("Types() = %q, want the 12 effect types of the catalogue", tasks.Types())
+	}
+}
+
 func mustPolicy(t *testing.T, typ string) tasks.Policy {
 	p, ok := tasks.PolicyOf(typ)
 	if !ok {

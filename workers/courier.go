@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
 	"github.com/packline/packline/couriers"
+	"github.com/packline/packline/flows"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/store"
 )
@@ -74,8 +75,9 @@ func (h *CourierLabels) HandleEffect(ctx context.Context, e Effect) (*Report, er
 	} else if packline.ErrorCode(err) != packline.ENOTFOUND {
 		return nil, err
 	}
-	if f := h.db.Flows().Get(o.Flow); f != nil && slices.Contains(f.EventNames(), "label_created") &&
-		!slices.Contains(f.AllowedEvents(o, packline.ActorSystem), "label_created") {
+	labelCreated := string(flows.EventLabelCreated)
+	if f := h.db.Flows().Get(o.Flow); f != nil && slices.Contains(f.EventNames(), labelCreated) &&
+		!slices.Contains(f.AllowedEvents(o, packline.ActorSystem), labelCreated) {
 		h.log.InfoContext(ctx, "no label: the order no longer takes one", "effect_id", e.ID, "order_id", o.ID, "status", o.Status)
 		return nil, nil
 	}
@@ -122,7 +124,7 @@ func (h *CourierLabels) giveUp(ctx context.Context, e Effect, note string, cause
 }
 
 func labelReport(sh store.Shipment) *Report {
-	return &Report{Event: "label_created", Data: map[string]any{
+	return &Report{Event: string(flows.EventLabelCreated), Data: map[string]any{
 		"courier": sh.Courier, "tracking_number": sh.TrackingNumber, "label_url": store.LabelPath(sh.ID)}}
 }
 

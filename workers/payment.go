@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/store"
@@ -106,10 +107,10 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	switch e.Type {
 	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
 		// What was recorded first is the answer, even if this run's differs.
-		rep = &store.EffectReport{Event: "payment_succeeded", Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
+		rep = &store.EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
 			Data: map[string]any{"payment_id": p.ID}}
 		if p.Status != store.PaymentSucceeded {
-			rep.Event = "payment_failed"
+			rep.Event = string(flows.EventPaymentFailed)
 			rep.Data["error_code"] = p.ErrorCode
 		}
 	}
@@ -124,7 +125,7 @@ func (w *worker) takesPaymentResult(o *packline.Order) bool {
 		return false
 	}
 	for _, ev := range f.AllowedEvents(o, packline.ActorPayment) {
-		if ev == "payment_succeeded" || ev == "payment_failed" {
+		if name := flows.EventName(ev); name == flows.EventPaymentSucceeded || name == flows.EventPaymentFailed {
 			return true
 		}
 	}
@@ -143,7 +144,7 @@ func (w *worker) paymentMethod(ctx context.Context, e Effect) (string, error) {
 		return "", err
 	}
 	for i := len(tl) - 1; i >= 0; i-- {
-		if tl[i].Event == "retry_payment" {
+		if flows.EventName(tl[i].Event) == flows.EventRetryPayment {
 			if m := dataString(tl[i].Data, "payment_method"); m != "" {
 				return m, nil
 			}

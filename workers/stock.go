@@ -8,7 +8,8 @@ import (
 
 // stockDecrement runs stock:decrement (policy: tasks.TypeStockDecrement):
 // all lines or none, in one transaction with the ledger rows, the
-// stock_taken or stock_short report and the done mark (store.TakeStock).
+// report (flows.EventStockTaken or flows.EventStockShort, the events the
+// catalogue lists for it) and the done mark (store.TakeStock).
 func (w *worker) stockDecrement(ctx context.Context, e Effect) error {
 	if w.hold != nil {
 		ctx = store.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "stock:before_commit", e) })

@@ -168,7 +168,7 @@ func (p *courierPlayer) labelTaken(ctx context.Context, sh store.Shipment) (bool
 		return false, err
 	}
 	for _, e := range tl {
-		if e.Event == "label_created" {
+		if flows.EventName(e.Event) == flows.EventLabelCreated {
 			delete(p.unready, sh.TrackingNumber)
 			return true, nil
 		}
