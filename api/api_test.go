@@ -28,6 +28,13 @@ type client struct {
 
 func newClient(t *testing.T, dialect, flow string) *client {
 	t.Helper()
+	return newClientWith(t, dialect, flow, api.Config{})
+}
+
+// newClientWith is newClient with an API configured by cfg (its DB is set
+// here).
+func newClientWith(t *testing.T, dialect, flow string, cfg api.Config) *client {
+	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
 	ctx := context.Background()
 	s, sf, mk, err := db.CreateStore(ctx, "shop", flow)
@@ -38,7 +45,8 @@ func newClient(t *testing.T, dialect, flow string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{DB: db}))
+	cfg.DB = db
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
 	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
 }

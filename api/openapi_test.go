@@ -40,3 +40,46 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			strings.Join(inSpec, "\n  "), strings.Join(inRouter, "\n  "))
 	}
 }
+
+// Every route that takes an API key documents the 429 of its rate limit and
+// the RateLimit headers on its successes (ratelimit.go); the signed
+// callbacks, which take no key, document neither.
+func TestOpenAPIDocumentsRateLimits(t *testing.T) {
+	src, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type response struct {
+		Ref     string         `yaml:"$ref"`
+		Headers map[string]any `yaml:"headers"`
+	}
+	var spec struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"` // methods, and a path's parameters
+	}
+	if err := yaml.Unmarshal(src, &spec); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	for _, rt := range routes {
+		var op struct {
+			Responses map[string]response `yaml:"responses"`
+		}
+		node := spec.Paths[rt.pattern][strings.ToLower(rt.method)]
+		if err := node.Decode(&op); err != nil {
+			t.Fatalf("%s %s: %v", rt.method, rt.pattern, err)
+		}
+		keyed := rt.access != public
+		if got := op.Responses["429"].Ref == "#/components/responses/RateLimited"; got != keyed {
+			t.Errorf("%s %s: 429 is %q; want RateLimited: %v", rt.method, rt.pattern, op.Responses["429"].Ref, keyed)
+		}
+		for status, res := range op.Responses {
+			if !strings.HasPrefix(status, "2") {
+				continue
+			}
+			_, policy := res.Headers["RateLimit-Policy"]
+			_, state := res.Headers["RateLimit"]
+			if policy != keyed || state != keyed {
+				t.Errorf("%s %s %s: RateLimit-Policy %v, RateLimit %v; want them: %v", rt.method, rt.pattern, status, policy, state, keyed)
+			}
+		}
+	}
+}

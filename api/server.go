@@ -29,7 +29,9 @@ type Config struct {
 	DB     *store.DB
 	Logger *slog.Logger
 	// RateLimit is the sustained requests per second allowed per API key
-	// (0: 50); RateBurst the burst (0: 100).
+	// (0: DefaultRateLimit); RateBurst the requests a key may send at once
+	// (0: DefaultRateBurst). A store's own limit, when set, overrides them
+	// (store.RateLimit).
 	RateLimit float64
 	RateBurst int
 	// Middleware wraps the router (metrics instrumentation); it sees
@@ -53,10 +55,10 @@ type Server struct {
 	db      *store.DB
 	log     *slog.Logger
 	mux     *http.ServeMux
-	limit   rate.Limit
+	limit   rate.Limit // default per-key limit (ratelimit.go)
 	burst   int
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	buckets map[string]*rate.Limiter // per API key id
 	badKeys map[string]*rate.Limiter // per client address
 	// goodKeys are hashes of keys that authenticated (a revoked key stays
 	// here only until the next reset; the database still decides).
@@ -118,10 +120,10 @@ func New(cfg Config) http.Handler {
 		s.log = slog.Default()
 	}
 	if s.limit <= 0 {
-		s.limit = 50
+		s.limit = DefaultRateLimit
 	}
 	if s.burst <= 0 {
-		s.burst = 100
+		s.burst = DefaultRateBurst
 	}
 	for _, rt := range routes {
 		rt := rt
@@ -138,7 +140,7 @@ func New(cfg Config) http.Handler {
 			var k store.Key
 			if rt.access != public {
 				var err error
-				if k, err = s.authenticate(r, rt.access); err != nil {
+				if k, err = s.authenticate(w, r, rt.access); err != nil {
 					s.writeError(w, r, err)
 					return
 				}
@@ -232,8 +234,9 @@ func (panicError) Error() string { return "panic in handler" }
 
 var errPanic error = panicError{}
 
-// authenticate checks the bearer key, its scope and its rate.
-func (s *Server) authenticate(r *http.Request, need access) (store.Key, error) {
+// authenticate checks the bearer key, its rate and its scope. Every answer to
+// a valid key carries its RateLimit headers (ratelimit.go).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, need access) (store.Key, error) {
 	h := r.Header.Get("Authorization")
 	key, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || strings.TrimSpace(key) == "" {
@@ -255,11 +258,11 @@ func (s *Server) authenticate(r *http.Request, need access) (store.Key, error) {
 	if !known {
 		s.rememberKey(key)
 	}
+	if err := s.spend(w, k); err != nil {
+		return store.Key{}, err
+	}
 	if need == merchant && k.Scope != store.ScopeMerchant {
 		return store.Key{}, packline.Errorf(packline.EFORBIDDEN, "this needs a merchant key; a %s key may not", k.Scope)
-	}
-	if !s.allow(k.ID) {
-		return store.Key{}, packline.Errorf(packline.ERATELIMIT, "too many requests for this API key; slow down")
 	}
 	return k, nil
 }
@@ -322,15 +325,4 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func (s *Server) allow(keyID string) bool {
-	s.mu.Lock()
-	b := s.buckets[keyID]
-	if b == nil {
-		b = rate.NewLimiter(s.limit, s.burst)
-		s.buckets[keyID] = b
-	}
-	s.mu.Unlock()
-	return b.Allow()
 }

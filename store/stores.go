@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -40,6 +41,27 @@ type Key struct {
 	ID      string `db:"id"`
 	StoreID string `db:"store_id"`
 	Scope   Scope  `db:"scope"`
+	// RateLimit is the key's store's override of the API's per-key rate
+	// limit, read with the key so that a change applies on its next request.
+	RateLimit
+}
+
+// RateLimit is a store's override of the API's per-key rate limit. A nil
+// field takes the server's default (PACKLINE_RATE_LIMIT, PACKLINE_RATE_BURST).
+type RateLimit struct {
+	PerSecond *float64 `db:"rate_limit"` // sustained requests per second per key
+	Burst     *int     `db:"rate_burst"` // requests a key may send at once
+}
+
+// validate reports a limit that no token bucket can enforce.
+func (l RateLimit) validate() error {
+	if l.PerSecond != nil && (!(*l.PerSecond > 0) || math.IsInf(*l.PerSecond, 0)) {
+		return packline.FieldError("rate_limit", "the rate limit must be a number of requests per second above 0")
+	}
+	if l.Burst != nil && *l.Burst < 1 {
+		return packline.FieldError("rate_burst", "the burst must be at least 1 request")
+	}
+	return nil
 }
 
 // Actor is the actor a key speaks as.
@@ -132,10 +154,13 @@ func (db *DB) addKey(ctx context.Context, tx *sqlx.Tx, storeID, key string, scop
 	return nil
 }
 
-// Authenticate returns the key's store and scope, or EUNAUTHORIZED.
+// Authenticate returns the key's store, scope and the store's rate limit, or
+// EUNAUTHORIZED. It is one query: the API calls it on every request.
 func (db *DB) Authenticate(ctx context.Context, key string) (Key, error) {
 	var k Key
-	err := db.db.GetContext(ctx, &k, db.rebind(`SELECT id, store_id, scope FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`), hashKey(key))
+	err := db.db.GetContext(ctx, &k, db.rebind(`SELECT k.id, k.store_id, k.scope, s.rate_limit, s.rate_burst
+		FROM api_keys k JOIN stores s ON s.id = k.store_id
+		WHERE k.key_hash = ? AND k.revoked_at IS NULL`), hashKey(key))
 	if isNoRows(err) {
 		return Key{}, packline.Errorf(packline.EUNAUTHORIZED, "the API key is not valid")
 	}
@@ -152,5 +177,30 @@ func (db *DB) GetStore(ctx context.Context, id string) (Store, error) {
 	if isNoRows(err) {
 		return Store{}, packline.Errorf(packline.ENOTFOUND, "store not found")
 	}
+	return s, err
+}
+
+// SetStoreRateLimit sets (or, with nil fields, clears) the rate limit of the
+// store named name and returns the store. Every API process applies it on
+// each of the store's keys' next request.
+func (db *DB) SetStoreRateLimit(ctx context.Context, name string, l RateLimit) (Store, error) {
+	if err := l.validate(); err != nil {
+		return Store{}, err
+	}
+	var s Store
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &s, db.rebind(`SELECT id, name, flow, created_at FROM stores WHERE name = ?`), name)
+		if isNoRows(err) {
+			return packline.Errorf(packline.ENOTFOUND, "no store named %q", name)
+		}
+		if err != nil {
+			return fmt.Errorf("read store %s: %w", name, err)
+		}
+		_, err = tx.ExecContext(ctx, db.rebind(`UPDATE stores SET rate_limit = ?, rate_burst = ? WHERE id = ?`), l.PerSecond, l.Burst, s.ID)
+		if err != nil {
+			return fmt.Errorf("set rate limit of store %s: %w", name, err)
+		}
+		return nil
+	})
 	return s, err
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/packline/packline/api"
 	"github.com/packline/packline/notify"
 )
 
@@ -23,6 +25,11 @@ type Config struct {
 	LogFormat    string  // LOG_FORMAT
 	AllowPrivate bool    // PACKLINE_WEBHOOK_ALLOW_PRIVATE
 	Concurrency  int     // PACKLINE_WORKER_CONCURRENCY
+
+	// The API's default per-key rate limit; a store may override it
+	// (packline stores set-rate-limit).
+	RateLimit float64 // PACKLINE_RATE_LIMIT: requests per second per API key
+	RateBurst int     // PACKLINE_RATE_BURST: requests per API key at once
 
 	// packline dev only.
 	DevStorefrontKey string // PACKLINE_DEV_STOREFRONT_KEY
@@ -58,6 +65,8 @@ func readConfig(getenv func(string) string) (Config, error) {
 		DevCourierSecret: getenv("PACKLINE_DEV_COURIER_SECRET"),
 		TimerScale:       1,
 		Concurrency:      10,
+		RateLimit:        api.DefaultRateLimit,
+		RateBurst:        api.DefaultRateBurst,
 	}
 	if v := getenv("PACKLINE_TIMER_SCALE"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -79,6 +88,9 @@ func readConfig(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("PACKLINE_WORKER_CONCURRENCY=%q: want a whole number from 1 to 1000", v)
 		}
 		c.Concurrency = n
+	}
+	if err := readRateLimitConfig(getenv, &c); err != nil {
+		return c, err
 	}
 	if err := readCourierConfig(getenv, &c); err != nil {
 		return c, err
@@ -127,6 +139,27 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// readRateLimitConfig reads the API's default per-key rate limit:
+// PACKLINE_RATE_LIMIT requests per second (a decimal number above 0) and
+// PACKLINE_RATE_BURST requests at once (a whole number, at least 1).
+func readRateLimitConfig(getenv func(string) string, c *Config) error {
+	if v := getenv("PACKLINE_RATE_LIMIT"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
+			return fmt.Errorf("PACKLINE_RATE_LIMIT=%q: want requests per second per API key, a number above 0 (default %d)", v, api.DefaultRateLimit)
+		}
+		c.RateLimit = f
+	}
+	if v := getenv("PACKLINE_RATE_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("PACKLINE_RATE_BURST=%q: want the requests an API key may send at once, a whole number of at least 1 (default %d)", v, api.DefaultRateBurst)
+		}
+		c.RateBurst = n
+	}
+	return nil
 }
 
 // readNotifyConfig reads the notification senders: SMTP from

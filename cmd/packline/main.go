@@ -8,6 +8,7 @@
 //	packline migrate             applies migrations
 //	packline dev                 every role in one process on embedded defaults
 //	packline stores create       creates a store and prints its keys
+//	packline stores set-rate-limit  sets or clears a store's API rate limit
 //	packline flows list|show     lists and renders flows
 package main
 
@@ -17,10 +18,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/mail"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 
@@ -40,13 +43,17 @@ Usage:
                                             every role in one process, no servers needed
   packline stores create --name NAME --flow FLOW [--email ADDRESS]
                                             creates a store and prints its two keys once
+  packline stores set-rate-limit --name NAME (--rate N [--burst N] | --default)
+                                            sets a store's per-key API rate limit (requests/s);
+                                            --default returns it to PACKLINE_RATE_LIMIT/_BURST
   packline flows list                       lists the flows
   packline flows show NAME [--format mermaid|dot]
                                             renders a flow as a diagram
 
 Configuration comes from the environment: DATABASE_URL, REDIS_URL,
-PACKLINE_HTTP_ADDR, PACKLINE_OPS_ADDR, PACKLINE_TIMER_SCALE, LOG_LEVEL,
-LOG_FORMAT and more (README: Configuration).
+PACKLINE_HTTP_ADDR, PACKLINE_OPS_ADDR, PACKLINE_TIMER_SCALE,
+PACKLINE_RATE_LIMIT, PACKLINE_RATE_BURST, LOG_LEVEL, LOG_FORMAT and more
+(README: Configuration).
 `
 
 func main() {
@@ -122,8 +129,11 @@ func migrate(ctx context.Context, cfg Config, stdout io.Writer) error {
 }
 
 func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "set-rate-limit" {
+		return storesSetRateLimit(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: packline stores create --name NAME --flow FLOW")
+		return errors.New("usage: packline stores create --name NAME --flow FLOW | packline stores set-rate-limit --name NAME --rate N")
 	}
 	fs := flag.NewFlagSet("stores create", flag.ContinueOnError)
 	name := fs.String("name", "", "the store's name")
@@ -159,6 +169,53 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	}
 	fmt.Fprintf(stdout, "store %s (%s) runs %s\n\n", s.Name, s.ID, s.Flow)
 	fmt.Fprintf(stdout, "storefront key: %s\nmerchant key:   %s\n\nThese keys are shown once; only their hashes are kept.\n", sf, mk)
+	return nil
+}
+
+const setRateLimitUsage = "usage: packline stores set-rate-limit --name NAME (--rate N [--burst N] | --default)"
+
+// storesSetRateLimit sets or clears a store's override of the API's per-key
+// rate limit; every API process applies it on each key's next request.
+func storesSetRateLimit(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("stores set-rate-limit", flag.ContinueOnError)
+	name := fs.String("name", "", "the store's name")
+	perSecond := fs.Float64("rate", 0, "requests per second per API key of the store")
+	burst := fs.Int("burst", 0, "requests an API key of the store may send at once (default: twice --rate)")
+	def := fs.Bool("default", false, "clear the store's limit: its keys take PACKLINE_RATE_LIMIT and PACKLINE_RATE_BURST")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" || *def == (*perSecond != 0) || (*def && *burst != 0) {
+		return errors.New(setRateLimitUsage)
+	}
+	if !*def && (!(*perSecond > 0) || math.IsInf(*perSecond, 0) || *burst < 0) {
+		return fmt.Errorf("--rate %v --burst %d: want requests per second above 0 and a burst of at least 1", *perSecond, *burst)
+	}
+	var l store.RateLimit
+	if !*def {
+		if *burst == 0 {
+			*burst = max(1, int(math.Ceil(2**perSecond)))
+		}
+		l = store.RateLimit{PerSecond: perSecond, Burst: burst}
+	}
+	db, err := openDB(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrated(ctx); err != nil {
+		return err
+	}
+	s, err := db.SetStoreRateLimit(ctx, *name, l)
+	if err != nil {
+		return err
+	}
+	if *def {
+		fmt.Fprintf(stdout, "store %s (%s): the default rate limit (PACKLINE_RATE_LIMIT, PACKLINE_RATE_BURST)\n", s.Name, s.ID)
+		return nil
+	}
+	fmt.Fprintf(stdout, "store %s (%s): %s requests/s per API key, burst %d\n", s.Name, s.ID,
+		strconv.FormatFloat(*perSecond, 'f', -1, 64), *burst)
 	return nil
 }
 

@@ -109,6 +109,7 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 		}
 		apiAddr = ln.Addr().String()
 		h := api.New(api.Config{DB: db, Logger: log, Middleware: metrics.Instrument,
+			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 			Couriers: cw.registry, PublicURL: cfg.PublicURL, WebhookAllowPrivate: cfg.AllowPrivate})
 		g.Go(func() error { return serve(ctx, log, "api", ln, h) })
 		if cw.player != nil {
