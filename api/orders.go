@@ -45,6 +45,9 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, k store.Key
 		h := sha256.Sum256(canon)
 		idem = &store.Idempotency{Key: key, RequestHash: hex.EncodeToString(h[:])}
 	}
+	if o.Flow == "" {
+		o.Flow = k.StoreFlow
+	}
 	created, isNew, err := s.db.CreateOrder(r.Context(), k.StoreID, o, k.Actor(), idem)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -56,7 +59,16 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, k store.Key
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/v1/orders/"+created.ID)
-	s.writeOrder(w, r, k, created, status)
+	if !isNew {
+		s.writeOrder(w, r, k, created, status)
+		return
+	}
+	v, err := s.db.ViewNewOrder(r.Context(), created, k.Actor().Type, baseURLFrom(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, status, v)
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, k store.Key) {

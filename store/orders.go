@@ -33,11 +33,11 @@ func (db *DB) CreateOrder(ctx context.Context, storeID string, o packline.Order,
 			return order, false, err
 		}
 	}
-	s, err := db.GetStore(ctx, storeID)
-	if err != nil {
-		return nil, false, err
-	}
 	if o.Flow == "" {
+		s, err := db.GetStore(ctx, storeID)
+		if err != nil {
+			return nil, false, err
+		}
 		o.Flow = s.Flow
 	}
 	flow := db.opts.Flows.Get(o.Flow)
@@ -261,7 +261,7 @@ func EffectID(orderID string, version int64, n int, typ string) string {
 }
 
 // TimerType is the outbox type of a timer row.
-const TimerType = "order:timer"
+const TimerType = string(flows.EffectOrderTimer)
 
 // writeResult adds what a transition produced to b: timeline rows, outbox
 // rows (effects, then timers) and the change of the per-state order counts.

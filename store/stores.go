@@ -41,6 +41,9 @@ type Key struct {
 	ID      string `db:"id"`
 	StoreID string `db:"store_id"`
 	Scope   Scope  `db:"scope"`
+	// StoreFlow is the store's flow: the one its orders run unless they
+	// name another.
+	StoreFlow string `db:"flow"`
 	// RateLimit is the key's store's override of the API's per-key rate
 	// limit, read with the key so that a change applies on its next request.
 	RateLimit
@@ -158,7 +161,7 @@ func (db *DB) addKey(ctx context.Context, tx *sqlx.Tx, storeID, key string, scop
 // EUNAUTHORIZED. It is one query: the API calls it on every request.
 func (db *DB) Authenticate(ctx context.Context, key string) (Key, error) {
 	var k Key
-	err := db.db.GetContext(ctx, &k, db.rebind(`SELECT k.id, k.store_id, k.scope, s.rate_limit, s.rate_burst
+	err := db.db.GetContext(ctx, &k, db.rebind(`SELECT k.id, k.store_id, k.scope, s.flow, s.rate_limit, s.rate_burst
 		FROM api_keys k JOIN stores s ON s.id = k.store_id
 		WHERE k.key_hash = ? AND k.revoked_at IS NULL`), hashKey(key))
 	if isNoRows(err) {

@@ -105,6 +105,24 @@ func (db *DB) ViewOrders(ctx context.Context, orders []*packline.Order, actor pa
 	if err != nil {
 		return nil, err
 	}
+	return db.views(orders, payments, shipments, actor, baseURL), nil
+}
+
+// ViewNewOrder is ViewOrder for an order just created: it has no payments
+// and no shipments yet, so only its timeline is read.
+func (db *DB) ViewNewOrder(ctx context.Context, o *packline.Order, actor packline.ActorType, baseURL string) (OrderView, error) {
+	v := db.views([]*packline.Order{o}, nil, nil, actor, baseURL)[0]
+	var err error
+	if v.Timeline, err = db.Timeline(ctx, o.ID); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// views builds the representations of orders from their payments and
+// shipments (by order id).
+func (db *DB) views(orders []*packline.Order, payments map[string][]Payment, shipments map[string][]Shipment, actor packline.ActorType, baseURL string) []OrderView {
+	out := make([]OrderView, 0, len(orders))
 	base := strings.TrimRight(baseURL, "/")
 	for _, o := range orders {
 		v := OrderView{ID: o.ID, Store: o.StoreID, Flow: o.Flow, Status: o.Status, Version: o.Version,
@@ -136,7 +154,7 @@ func (db *DB) ViewOrders(ctx context.Context, orders []*packline.Order, actor pa
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out
 }
 
 // OrderSnapshot is a store's order as its merchant sees it through the API,

@@ -244,8 +244,8 @@ type WebhookAttempt struct {
 // out to the endpoints. See CreateWebhookDeliveries.
 const WebhookAttemptPurpose = "webhook_attempt"
 
-// webhookDeliverType is tasks.TypeWebhookDeliver.
-const webhookDeliverType = "webhook:deliver"
+// webhookDeliverType is the type of webhook attempt rows.
+const webhookDeliverType = string(flows.EffectWebhookDeliver)
 
 // WebhookAttemptOf reads the delivery and attempt number of an attempt
 // row's effect; ok is false for a webhook:deliver effect owed by a
