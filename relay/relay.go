@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,9 @@ const NotifyChannel = store.NotifyChannel
 type Options struct {
 	// Batch is how many rows one claim takes (default 100).
 	Batch int
+	// Parallel is how many rows of a batch are handed to Asynq at once
+	// (default 8): each hand-over is one round trip to Redis.
+	Parallel int
 	// PollInterval bounds how long the relay sleeps without a wake-up
 	// (default 1s).
 	PollInterval time.Duration
@@ -87,6 +91,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 100
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 8
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
@@ -193,7 +200,9 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // RelayDue hands every due pending row to Asynq, batch after batch, and
-// returns how many it handed over.
+// returns how many it handed over. The rows of a batch are enqueued
+// Options.Parallel at a time; the ones Asynq did not take go back to
+// pending for the next pass.
 func (r *Relay) RelayDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -201,18 +210,55 @@ func (r *Relay) RelayDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		for i, row := range rows {
-			if err := r.enqueue(ctx, row, row.Deliveries); err != nil {
-				r.log.WarnContext(ctx, "enqueue effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
-				r.release(ctx, rows[i:], err)
-				return total, err
-			}
-			total++
+		failed, err := r.enqueueAll(ctx, rows)
+		total += len(rows) - len(failed)
+		if err != nil {
+			r.release(ctx, failed, err)
+			return total, err
 		}
 		if len(rows) < r.opts.Batch {
 			return total, nil
 		}
 	}
+}
+
+// enqueueAll hands rows to Asynq, Options.Parallel at a time, and returns
+// the ones it could not hand over with the first error.
+func (r *Relay) enqueueAll(ctx context.Context, rows []store.EffectRow) ([]store.EffectRow, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	var (
+		mu       sync.Mutex
+		failed   []store.EffectRow
+		firstErr error
+		wg       sync.WaitGroup
+		next     atomic.Int64
+	)
+	for range min(r.opts.Parallel, len(rows)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(rows) {
+					return
+				}
+				row := rows[i]
+				if err := r.enqueue(ctx, row, row.Deliveries); err != nil {
+					r.log.WarnContext(ctx, "enqueue effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
+					mu.Lock()
+					failed = append(failed, row)
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed, firstErr
 }
 
 // release puts claimed rows Asynq did not get back to pending for the next
