@@ -240,9 +240,9 @@ var errRefused = errors.New("event refused")
 // it done; it returns the event to report, or nil.
 type effectWork func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectReport, error)
 
-// runEffect is the one path that finishes an effect: lock the row; if it is
-// not final, run work, apply the event it reports, mark the row done, and
-// commit all of it together. When the order refuses the event (it moved on,
+// runEffect is the one path that finishes an effect: mark the row done
+// (which locks it), unless it is final already; run work, apply the event it
+// reports, and commit all of it together. When the order refuses the event (it moved on,
 // or a timer found it elsewhere) everything work wrote is rolled back and the
 // row is marked done with the refusal as its last error: retrying could never
 // succeed.
@@ -255,11 +255,11 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 	)
 	now := db.Now()
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		row, err := db.lockEffect(ctx, tx, id)
+		row, ok, err := db.takeEffect(ctx, tx, id, now)
 		if err != nil {
 			return err
 		}
-		if row.Final() {
+		if !ok {
 			out.AlreadyDone = true
 			return nil
 		}
@@ -282,7 +282,6 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 			}
 			out.Applied, out.Order = true, &res.Order
 		}
-		db.markDone(b, id, "", now)
 		if err := db.exec(ctx, tx, b); err != nil {
 			return fmt.Errorf("finish effect %s: %w", id, err)
 		}
@@ -334,6 +333,26 @@ func refusal(err error) bool {
 		return true
 	}
 	return false
+}
+
+// takeEffect marks the row done within tx, which locks it until the
+// commit, and returns it as a running row (status enqueued); ok is false
+// when the row was done or failed already. ENOTFOUND when there is no row.
+func (db *DB) takeEffect(ctx context.Context, tx *sqlx.Tx, id string, now time.Time) (row EffectRow, ok bool, err error) {
+	var rows []EffectRow
+	err = tx.SelectContext(ctx, &rows, db.rebind(`UPDATE outbox SET status = 'done', done_at = ?
+		WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING `+effectColumns), now, id)
+	if err != nil {
+		return row, false, fmt.Errorf("take effect %s: %w", id, err)
+	}
+	if len(rows) == 0 {
+		_, err := db.lockEffect(ctx, tx, id)
+		return row, false, err
+	}
+	row = rows[0]
+	row.utc()
+	row.Status, row.DoneAt = EffectEnqueued, sql.NullTime{}
+	return row, true, nil
 }
 
 func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow, error) {

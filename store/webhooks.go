@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -425,24 +426,21 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 	now := db.Now()
 	var res AttemptResult
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Lock the endpoint, then the delivery: the order every writer of
-		// both takes (deleting an endpoint stops its deliveries), so two
-		// never wait for each other.
-		d, err := db.deliveryByID(ctx, tx, rec.DeliveryID, false)
+		// The endpoint first, then the delivery: the order in which
+		// deleting or disabling an endpoint takes them, so the two never
+		// wait for each other. A success writes the endpoint only when it
+		// was failing, so deliveries to a healthy endpoint share no lock.
+		failingSince, err := db.noteEndpointHealth(ctx, tx, rec, now)
 		if err != nil {
 			return err
 		}
-		if db.dialect == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, d.EndpointID); err != nil {
-				return fmt.Errorf("lock webhook endpoint %s: %w", d.EndpointID, err)
-			}
-		}
-		if d, err = db.deliveryByID(ctx, tx, rec.DeliveryID, true); err != nil {
+		d, err := db.deliveryByID(ctx, tx, rec.DeliveryID, true)
+		if err != nil {
 			return err
 		}
 		if d.Status != DeliveryPending || d.Attempts != rec.Attempt-1 {
 			res.Delivery = d
-			return nil
+			return errNotRecorded
 		}
 		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, outcome, status_code,
 			error, latency_ms, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -457,28 +455,17 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 		switch rec.Outcome {
 		case AttemptDelivered:
 			status, deliveredAt = DeliveryDelivered, &now
-			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?`), d.EndpointID); err != nil {
-				return fmt.Errorf("clear failures of webhook endpoint %s: %w", d.EndpointID, err)
-			}
 		case AttemptDisable:
 			status = DeliveryDisabled
 			res.Disabled, res.DisabledReason = true, fmt.Sprintf("the endpoint answered %d Gone", rec.StatusCode)
 		case AttemptGiveUp:
 			status = DeliveryFailed
 		default:
-			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = ?
-				WHERE id = ? AND failing_since IS NULL`), now, d.EndpointID); err != nil {
-				return fmt.Errorf("record failure of webhook endpoint %s: %w", d.EndpointID, err)
-			}
-			ep, err := db.endpointByID(ctx, tx, d.EndpointID)
-			if err != nil {
-				return err
-			}
 			switch {
-			case ep.FailingSince != nil && rec.ShouldDisable != nil && rec.ShouldDisable(*ep.FailingSince, now):
+			case failingSince != nil && rec.ShouldDisable != nil && rec.ShouldDisable(*failingSince, now):
 				status = DeliveryDisabled
 				res.Disabled = true
-				res.DisabledReason = fmt.Sprintf("every delivery failed since %s", ep.FailingSince.Format(time.RFC3339))
+				res.DisabledReason = fmt.Sprintf("every delivery failed since %s", failingSince.Format(time.RFC3339))
 			case rec.Retry:
 				at := now.Add(rec.RetryIn)
 				next = &at
@@ -511,6 +498,9 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 		res.Delivery, err = db.deliveryByID(ctx, tx, d.ID, false)
 		return err
 	})
+	if errors.Is(err, errNotRecorded) {
+		return res, nil
+	}
 	if err != nil {
 		return AttemptResult{}, err
 	}
@@ -518,6 +508,41 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 		db.wakeOutbox()
 	}
 	return res, nil
+}
+
+// errNotRecorded rolls back an attempt record whose delivery moved on.
+var errNotRecorded = errors.New("webhook attempt not recorded")
+
+// noteEndpointHealth records on the delivery's endpoint what an attempt
+// says of it: a success ends a failing streak, a failure to retry starts
+// one (once) and returns when it started, a 410 locks the endpoint it is
+// about to disable; giving up leaves it alone.
+func (db *DB) noteEndpointHealth(ctx context.Context, tx *sqlx.Tx, rec AttemptRecord, now time.Time) (*time.Time, error) {
+	const endpointOf = `(SELECT endpoint_id FROM webhook_deliveries WHERE id = ?)`
+	switch rec.Outcome {
+	case AttemptDelivered:
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = NULL
+			WHERE id = `+endpointOf+` AND failing_since IS NOT NULL`), rec.DeliveryID); err != nil {
+			return nil, fmt.Errorf("clear failures of the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+		}
+	case AttemptDisable:
+		// The endpoint is about to be disabled: take its lock now, first.
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = failing_since
+			WHERE id = `+endpointOf), rec.DeliveryID); err != nil {
+			return nil, fmt.Errorf("lock the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+		}
+	case AttemptRetry:
+		var since []time.Time
+		if err := tx.SelectContext(ctx, &since, db.rebind(`UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?)
+			WHERE id = `+endpointOf+` RETURNING failing_since`), now, rec.DeliveryID); err != nil {
+			return nil, fmt.Errorf("record failure of the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+		}
+		if len(since) == 1 {
+			t := since[0].UTC()
+			return &t, nil
+		}
+	}
+	return nil, nil
 }
 
 // StopWebhookDelivery marks a pending delivery disabled (its endpoint is
