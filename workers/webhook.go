@@ -87,7 +87,11 @@ type Webhooks struct {
 	log     *slog.Logger
 }
 
-var _ EffectHandler = (*Webhooks)(nil)
+var _ OrderReader = (*Webhooks)(nil)
+
+// ReadsOrder implements OrderReader: the fan-out reads the order's
+// snapshot itself, and an attempt needs no order at all.
+func (w *Webhooks) ReadsOrder() {}
 
 // NewWebhooks returns the webhook:deliver handler on db.
 func NewWebhooks(db *store.DB, cfg WebhooksConfig) *Webhooks {

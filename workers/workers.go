@@ -94,6 +94,13 @@ type EffectHandler interface {
 	HandleEffect(ctx context.Context, e Effect) (*Report, error)
 }
 
+// OrderReader is an EffectHandler that reads what it needs of the order
+// itself: it is handed no Effect.Order, which saves the two reads.
+type OrderReader interface {
+	EffectHandler
+	ReadsOrder()
+}
+
 // EffectHandlerFunc adapts a function to EffectHandler.
 type EffectHandlerFunc func(ctx context.Context, e Effect) (*Report, error)
 
@@ -180,7 +187,8 @@ func NewMux(deps Deps) *asynq.ServeMux {
 	mux.Handle(tasks.TypeOrderTimer, w.run(false, w.timer))
 	for _, x := range deps.external() {
 		if x.h != nil {
-			mux.Handle(x.typ, w.run(true, w.outside(x.h)))
+			_, selfReading := x.h.(OrderReader)
+			mux.Handle(x.typ, w.run(!selfReading, w.outside(x.h)))
 		}
 	}
 	return mux
