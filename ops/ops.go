@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -142,8 +143,9 @@ func New(cfg Config) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle(DashboardPath+"/", dashboard)
+	s.mux.Handle(ProfilePath+"/", profiles(cfg))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such ops endpoint: try /metrics, /healthz, /readyz or "+DashboardPath+"/")
+		writeError(w, http.StatusNotFound, "not_found", "no such ops endpoint: try /metrics, /healthz, /readyz, "+DashboardPath+"/ or "+ProfilePath+"/")
 	})
 	return s
 }
@@ -221,6 +223,32 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // basicAuth lets a request through to next only with user and password.
 // Both are compared in constant time over fixed-size digests, so neither
 // their content nor their length leaks through timing.
+// ProfilePath is where Go's profiles (net/http/pprof) are served, behind
+// the ops credentials, so a slow role can be profiled where it runs:
+// go tool pprof -seconds 30 http://ops:PASSWORD@host:9090/debug/pprof/profile
+const ProfilePath = "/debug/pprof"
+
+// profiles serves net/http/pprof behind the ops credentials, or says how to
+// turn it on.
+func profiles(cfg Config) http.Handler {
+	if cfg.Password == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "profiles_disabled", "profiles are off: set PACKLINE_OPS_PASSWORD (and PACKLINE_OPS_USER) to serve them")
+		})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(ProfilePath+"/", pprof.Index)
+	mux.HandleFunc(ProfilePath+"/cmdline", pprof.Cmdline)
+	mux.HandleFunc(ProfilePath+"/profile", pprof.Profile)
+	mux.HandleFunc(ProfilePath+"/symbol", pprof.Symbol)
+	mux.HandleFunc(ProfilePath+"/trace", pprof.Trace)
+	user := cfg.User
+	if user == "" {
+		user = DefaultUser
+	}
+	return basicAuth(user, cfg.Password, mux)
+}
+
 func basicAuth(user, password string, next http.Handler) http.Handler {
 	wantUser := sha256.Sum256([]byte(user))
 	wantPass := sha256.Sum256([]byte(password))

@@ -304,12 +304,12 @@ type NewWebhookMessage struct {
 	Endpoints []string
 }
 
-// CreateWebhookDeliveries makes one delivery per (message, endpoint) and
-// schedules the first attempt of each, now, as an outbox row of its own
-// (webhook:deliver with WebhookAttemptPurpose, id delivery id + "-a1"), all
-// in one transaction. Run again for the same message it adds nothing: a
-// delivery that exists keeps its payload and progress. It returns the
-// message's deliveries.
+// CreateWebhookDeliveries makes one delivery per (message, endpoint), in
+// one transaction, and returns the message's deliveries. The caller makes
+// the first attempt of each (workers.Webhooks does, before it marks the
+// effect done); the next ones are outbox rows that RecordWebhookAttempt
+// schedules. Run again for the same message it adds nothing: a delivery
+// that exists keeps its payload and progress.
 func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) ([]WebhookDelivery, error) {
 	now := db.Now()
 	var out []WebhookDelivery
@@ -339,18 +339,12 @@ func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) 
 		}
 		for i := range out {
 			out[i].utc()
-			if out[i].Status == DeliveryPending && out[i].Attempts == 0 {
-				if err := db.scheduleAttempt(ctx, tx, out[i], 1, now); err != nil {
-					return err
-				}
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	db.wakeOutbox()
 	return out, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -144,9 +145,38 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	_, err = w.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: e.ID, MessageID: msg.ID,
+	ds, err := w.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: e.ID, MessageID: msg.ID,
 		EventType: msg.Type, Payload: body, Endpoints: ids})
-	return err
+	if err != nil {
+		return err
+	}
+	// The first attempt of each delivery is made here, at once and side by
+	// side, rather than as an outbox row of its own: the effect is done
+	// only when every first attempt is recorded, so a crash before that
+	// runs the fan-out again, which finds the deliveries made and attempts
+	// the ones still at attempt 0. Only retries become rows.
+	byID := make(map[string]store.WebhookEndpoint, len(eps))
+	for _, ep := range eps {
+		byID[ep.ID] = ep
+	}
+	errs := make([]error, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		if d.Status != store.DeliveryPending || d.Attempts != 0 {
+			continue
+		}
+		ep, ok := byID[d.EndpointID]
+		if !ok {
+			continue // deleted since the delivery was made: its row was stopped
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.deliver(ctx, e, d, ep, 1)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func endpointOf(ep store.WebhookEndpoint) webhooks.Endpoint {
@@ -187,6 +217,13 @@ func (w *Webhooks) attempt(ctx context.Context, e Effect, deliveryID string, n i
 	if ep.DeletedAt != nil {
 		return w.db.StopWebhookDelivery(ctx, d.ID, "the endpoint was deleted")
 	}
+	return w.deliver(ctx, e, d, ep, n)
+}
+
+// deliver makes attempt n of a delivery to its endpoint and records it with
+// what follows: the next attempt scheduled as an outbox row, or the
+// endpoint disabled (and its merchant told).
+func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDelivery, ep store.WebhookEndpoint, n int) error {
 	if d.Status != store.DeliveryPending || d.Attempts != n-1 {
 		w.log.DebugContext(ctx, "webhook attempt has nothing to do", "delivery_id", d.ID, "attempt", n,
 			"status", d.Status, "attempts", d.Attempts)

@@ -40,6 +40,8 @@ type hookReceiver struct {
 	// retryAfter, when set, is the Retry-After of every answer that is not
 	// a 2xx.
 	retryAfter string
+	// onRequest, when set, is called as each request arrives.
+	onRequest func()
 
 	mu     sync.Mutex
 	secret string
@@ -65,7 +67,11 @@ func newHookReceiver(t *testing.T, answers ...int) *hookReceiver {
 		}
 		status := r.answers[min(n, len(r.answers)-1)]
 		r.got = append(r.got, hookRequest{id: id, body: body, status: status, verifyErr: err})
+		onRequest := r.onRequest
 		r.mu.Unlock()
+		if onRequest != nil {
+			onRequest()
+		}
 		if status == 0 {
 			<-req.Context().Done() // until the client gives up
 			return
@@ -370,6 +376,64 @@ func TestWebhookHonoursRetryAfter(t *testing.T) {
 		}
 		if gap := d.Log[1].AttemptedAt.Sub(d.Log[0].AttemptedAt); gap < 2*time.Second {
 			t.Fatalf("retried after %s; the receiver asked for 2 s (the scaled schedule says 0.5 ms)", gap)
+		}
+	})
+}
+
+// A fan-out killed in the middle of its first attempts (the deliveries are
+// made, an attempt is on the wire, nothing is recorded) is run again: the
+// endpoint gets the event once more with the same webhook-id, one attempt
+// is logged, the delivery is delivered and the effect is done. Nothing is
+// lost, nothing is logged twice.
+func TestWebhookFanOutKilledMidAttemptIsRunAgain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := t.Context()
+		e := setup(t, dialect, "cash-on-delivery", setupOpts{noStart: true})
+		onWire := make(chan struct{}, 1)
+		rcv := newHookReceiver(t, 0, 204)
+		rcv.onRequest = func() { onWire <- struct{}{} }
+		ep, err := e.db.CreateWebhookEndpoint(ctx, e.store.ID, rcv.URL+"/hooks", webhooks.NewSecret(), []string{"order.pending"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.setSecret(ep.Secret)
+		wh := workers.NewWebhooks(e.db.DB, workers.WebhooksConfig{Logger: fleettest.Logger(),
+			Client: webhooks.NewClient(webhooks.Options{AllowPrivate: true, Timeout: time.Minute})})
+		mux := workers.NewMux(workers.Deps{DB: e.db.DB, Logger: fleettest.Logger(), Webhooks: wh})
+		o := e.create("")
+		task, effectID := e.taskFor(o.ID, "webhook:deliver")
+
+		// The worker dies while the first attempt waits for an answer.
+		killed, kill := context.WithCancel(ctx)
+		go func() {
+			<-onWire
+			kill()
+		}()
+		if err := mux.ProcessTask(killed, task); err == nil {
+			t.Fatal("a fan-out whose attempt was cut off reported success")
+		}
+		if row, _ := e.db.Effect(ctx, effectID); row.Final() {
+			t.Fatalf("the fan-out row is %s before its first attempt was recorded", row.Status)
+		}
+
+		// Asynq hands the task over again.
+		go func() { <-onWire }()
+		if err := mux.ProcessTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		ds, _, err := e.db.WebhookDeliveries(ctx, e.store.ID, ep.ID, 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 || ds[0].Status != store.DeliveryDelivered || len(ds[0].Log) != 1 {
+			t.Fatalf("deliveries %+v, want one delivered with one attempt logged", ds)
+		}
+		got := rcv.requests()
+		if len(got) != 2 || got[0].id != got[1].id || string(got[0].body) != string(got[1].body) {
+			t.Fatalf("receiver got %d requests (%+v), want the same message twice", len(got), got)
+		}
+		if row, _ := e.db.Effect(ctx, effectID); row.Status != store.EffectDone {
+			t.Fatalf("fan-out row %s after the rerun, want done", row.Status)
 		}
 	})
 }

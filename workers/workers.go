@@ -249,8 +249,10 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 // error, marks it failed.
 func (w *worker) failed(ctx context.Context, id string, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	final := errors.Is(err, asynq.SkipRetry) || retried >= maxRetry
+	maxRetry, known := asynq.GetMaxRetry(ctx)
+	// Outside an Asynq server (a task run by hand) no retry budget is
+	// known: only a permanent error is final.
+	final := errors.Is(err, asynq.SkipRetry) || (known && retried >= maxRetry)
 	// The task's context may be past its deadline; the record must still be
 	// written.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
