@@ -228,9 +228,29 @@ type EffectOutcome struct {
 // reported event (if any) to the order and marks the row done, so an effect
 // run twice reports once. A row already done or failed changes nothing.
 func (db *DB) CompleteEffect(ctx context.Context, id string, report *EffectReport) (EffectOutcome, error) {
+	if report == nil || report.Event == "" {
+		return db.finishEffect(ctx, id)
+	}
 	return db.runEffect(ctx, id, func(context.Context, *sqlx.Tx, EffectRow) (*EffectReport, error) {
 		return report, nil
 	})
+}
+
+// finishEffect marks a row done that reports nothing: one statement, no
+// transaction around it.
+func (db *DB) finishEffect(ctx context.Context, id string) (EffectOutcome, error) {
+	r, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'done', done_at = ?
+		WHERE id = ? AND status IN ('pending', 'enqueued')`), db.Now(), id)
+	if err != nil {
+		return EffectOutcome{}, fmt.Errorf("mark effect %s done: %w", id, err)
+	}
+	if n, _ := r.RowsAffected(); n == 1 {
+		return EffectOutcome{}, nil
+	}
+	if _, err := db.Effect(ctx, id); err != nil {
+		return EffectOutcome{}, err
+	}
+	return EffectOutcome{AlreadyDone: true}, nil
 }
 
 // errRefused rolls back an effect transaction whose event the order refused.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -79,44 +80,70 @@ type lineRow struct {
 // lockOrder reads an order of the store for update within tx; ENOTFOUND when
 // there is none (or it is another store's).
 func (db *DB) lockOrder(ctx context.Context, tx *sqlx.Tx, storeID, orderID string) (*packline.Order, error) {
-	q := `SELECT ` + orderColumns + ` FROM orders WHERE id = ? AND store_id = ?`
-	if db.dialect == Postgres {
-		q += ` FOR UPDATE`
-	}
-	var r orderRow
-	err := tx.GetContext(ctx, &r, db.rebind(q), orderID, storeID)
-	if isNoRows(err) {
-		return nil, packline.Errorf(packline.ENOTFOUND, "order %s not found", orderID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read order %s: %w", orderID, err)
-	}
-	o, err := r.order()
-	if err != nil {
-		return nil, err
-	}
-	if err := db.loadLines(ctx, tx, []*packline.Order{o}); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return db.readOrder(ctx, tx, storeID, orderID, true)
 }
 
 // GetOrder returns an order of the store with its lines; ENOTFOUND when there
 // is none, or it belongs to another store.
 func (db *DB) GetOrder(ctx context.Context, storeID, orderID string) (*packline.Order, error) {
-	var r orderRow
-	err := db.db.GetContext(ctx, &r, db.rebind(`SELECT `+orderColumns+` FROM orders WHERE id = ? AND store_id = ?`), orderID, storeID)
-	if isNoRows(err) {
-		return nil, packline.Errorf(packline.ENOTFOUND, "order %s not found", orderID)
+	return db.readOrder(ctx, db.db, storeID, orderID, false)
+}
+
+// orderWithLine is a row of an order joined to one of its lines (the line
+// columns are NULL for an order without lines).
+type orderWithLine struct {
+	orderRow
+	LineNo        sql.NullInt64  `db:"l_line_no"`
+	SKU           sql.NullString `db:"l_sku"`
+	Name          sql.NullString `db:"l_name"`
+	Quantity      sql.NullInt64  `db:"l_quantity"`
+	UnitPrice     sql.NullInt64  `db:"l_unit_price"`
+	Customizable  sql.NullBool   `db:"l_customizable"`
+	Customization sql.NullString `db:"l_customization"`
+}
+
+// readOrder reads an order and its lines in one query (a row per line),
+// locking the order row when lock is set (PostgreSQL; SQLite has one writer).
+func (db *DB) readOrder(ctx context.Context, q sqlx.QueryerContext, storeID, orderID string, lock bool) (*packline.Order, error) {
+	query := `SELECT ` + prefixed("o.", orderColumns) + `, l.line_no AS l_line_no, l.sku AS l_sku, l.name AS l_name,
+		l.quantity AS l_quantity, l.unit_price AS l_unit_price, l.customizable AS l_customizable, l.customization AS l_customization
+		FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+		WHERE o.id = ? AND o.store_id = ? ORDER BY l.line_no`
+	if lock && db.dialect == Postgres {
+		query += ` FOR UPDATE OF o`
 	}
-	if err != nil {
+	var rows []orderWithLine
+	if err := sqlx.SelectContext(ctx, q, &rows, db.rebind(query), orderID, storeID); err != nil {
 		return nil, fmt.Errorf("read order %s: %w", orderID, err)
 	}
-	o, err := r.order()
+	if len(rows) == 0 {
+		return nil, packline.Errorf(packline.ENOTFOUND, "order %s not found", orderID)
+	}
+	o, err := rows[0].order()
 	if err != nil {
 		return nil, err
 	}
-	return o, db.loadLines(ctx, db.db, []*packline.Order{o})
+	for _, r := range rows {
+		if !r.LineNo.Valid {
+			continue
+		}
+		l := packline.Line{SKU: r.SKU.String, Name: r.Name.String, Quantity: r.Quantity.Int64, UnitPrice: r.UnitPrice.Int64,
+			Customizable: r.Customizable.Bool}
+		if r.Customization.Valid {
+			l.Customization = json.RawMessage(r.Customization.String)
+		}
+		o.Lines = append(o.Lines, l)
+	}
+	return o, nil
+}
+
+// prefixed qualifies each column of a comma-separated list with p.
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
 
 // OrderByID returns an order whatever its store: for the fleet, which acts on
