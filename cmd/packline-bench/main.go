@@ -49,6 +49,8 @@ type options struct {
 	refRedisDB  int
 	patience    time.Duration
 	timerScale  string
+	median      bool
+	args        []string // -median's files
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -70,10 +72,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.refTasks, "reference-tasks", 20000, "tasks of the asynq no-op reference (a quarter as many for asynq + PostgreSQL)")
 	fs.IntVar(&o.refRedisDB, "reference-redis-db", -1, "the Redis database of the asynq references; it must be empty (default: the one below REDIS_URL's, or 1 for 0)")
 	fs.DurationVar(&o.patience, "patience", time.Minute, "the longest wait for any one step of the fleet's work")
+	fs.BoolVar(&o.median, "median", false, "print the table of the median of the JSON files named as arguments, and run nothing")
 	fs.StringVar(&o.timerScale, "timer-scale", "0.01", "PACKLINE_TIMER_SCALE: short enough for demos, long enough that no expiry fires mid-run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.args = fs.Args()
 	if o.quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -112,6 +116,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if opts.median {
+		return medianCmd(opts.args, stdout)
+	}
+	if len(opts.args) > 0 {
+		return fmt.Errorf("unexpected arguments %q (flags come before them; -median takes files)", opts.args)
 	}
 	dsn, redisURL := getenv("DATABASE_URL"), getenv("REDIS_URL")
 	if dsn == "" || redisURL == "" {

@@ -167,3 +167,22 @@ func TestServesDatabase(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianOf(t *testing.T) {
+	var runs []any
+	for _, j := range []string{
+		`{"flow":"a","n":3,"x":[1,{"p":null}],"m":{"q":10}}`,
+		`{"flow":"b","n":1,"x":[5,{"p":2}],"m":{"q":30}}`,
+		`{"flow":"c","n":2,"x":[9,{"p":4}],"m":{"q":20}}`,
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(j), &v); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, v)
+	}
+	b, _ := json.Marshal(medianOf(runs))
+	if got, want := string(b), `{"flow":"a","m":{"q":20},"n":2,"x":[5,{"p":3}]}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
