@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,12 +27,16 @@ type bench struct {
 	problems   map[string]int // first error text → how many times
 }
 
-// problem notes one thing that went wrong while driving packline.
+// problem notes one thing that went wrong while driving packline. Order
+// ids and tracking numbers are elided, so the same failure counts as one.
 func (b *bench) problem(err error) {
+	msg := idRE.ReplaceAllString(tail(err.Error(), 240), "${1}…")
 	b.problemsMu.Lock()
 	defer b.problemsMu.Unlock()
-	b.problems[tail(err.Error(), 240)]++
+	b.problems[msg]++
 }
+
+var idRE = regexp.MustCompile(`\b(ord_|SB)[0-9a-z]{8,}`)
 
 // store is the i-th store, round-robin, so load spreads over every key.
 func (b *bench) store(i int) *benchStore { return b.stores[i%len(b.stores)] }
@@ -48,7 +53,8 @@ func (b *bench) lifecycle(ctx context.Context, name string, flows []string, d ti
 	var (
 		mu        sync.Mutex
 		ids       []string
-		completed int
+		completed int // in the measured window
+		finished  int // in the whole phase
 		started   atomic.Int64
 	)
 	unfinished := 0
@@ -70,6 +76,9 @@ func (b *bench) lifecycle(ctx context.Context, name string, flows []string, d ti
 					unfinished++
 				case !done.Before(from) && done.Before(to):
 					completed++
+					finished++
+				default:
+					finished++
 				}
 				mu.Unlock()
 				if err != nil && ctx.Err() == nil {
@@ -92,7 +101,7 @@ func (b *bench) lifecycle(ctx context.Context, name string, flows []string, d ti
 	effects, _ := effectsOf(ctx, b.db.DB, ids)
 	f.EffectsPerOrder = Num(ratio(float64(effects), float64(len(ids))))
 	f.CeilingOrders = Num(ratio(float64(b.report.References.AsynqTxPerSec), float64(f.EffectsPerOrder)))
-	return f, cost.finish(ctx, name, len(ids)-unfinished, effects)
+	return f, cost.finish(ctx, name, finished, effects)
 }
 
 // drain waits (at most opts.patience) until no effect is due and undone.
