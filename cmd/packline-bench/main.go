@@ -87,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 		quick("phase", func() { o.phase = 5 * time.Second })
-		quick("intake", func() { o.intake = 4 * time.Second })
+		quick("intake", func() { o.intake = 3 * time.Second })
 		quick("warmup", func() { o.warmup = 1500 * time.Millisecond })
 		quick("reference", func() { o.reference = 2 * time.Second })
 		quick("idle-orders", func() { o.idleOrders = 15 })
@@ -282,6 +282,9 @@ func (b *bench) drive(ctx context.Context) error {
 		}
 	}
 	top := max(float64(r.Intake[0].OrdersPerSec), float64(r.Intake[1].OrdersPerSec))
+	// The intake phases leave a backlog; the loaded latency starts without it.
+	b.progress.phase("intake")
+	b.drain(ctx)
 	r.Latency = append(r.Latency, b.latencyLoaded(ctx, top/2, b.opts.intake))
 	return b.alive(ctx)
 }

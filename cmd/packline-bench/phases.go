@@ -104,17 +104,22 @@ func (b *bench) lifecycle(ctx context.Context, name string, flows []string, d ti
 	return f, cost.finish(ctx, name, finished, effects)
 }
 
-// drain waits (at most opts.patience) until no effect is due and undone.
+// drain waits until no effect is due and undone. It gives up only when
+// the backlog has not shrunk for opts.patience: a long backlog that the
+// fleet is working through is waited for.
 func (b *bench) drain(ctx context.Context) {
 	b.progress.phase(b.progress.name() + ", draining")
-	deadline := time.Now().Add(b.opts.patience)
+	least, since := -1, time.Now()
 	for ctx.Err() == nil {
 		n, err := backlog(ctx, b.db.DB)
 		if err == nil && n == 0 {
 			return
 		}
-		if time.Now().After(deadline) {
-			b.problem(fmt.Errorf("the outbox still had %d due effects %s after the phase", n, b.opts.patience))
+		if err == nil && (least < 0 || n < least) {
+			least, since = n, time.Now()
+		}
+		if time.Since(since) > b.opts.patience {
+			b.problem(fmt.Errorf("the outbox kept %d due effects for %s without progress", least, b.opts.patience))
 			return
 		}
 		b.progress.backlog(n)
