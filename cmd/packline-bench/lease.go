@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,14 +26,14 @@ type redisLease struct {
 	token string
 	keys  []string
 	stop  chan struct{}
-	done  chan struct{}
+	once  sync.Once
 }
 
 // leaseRedis takes the lease of each database of opts, or fails naming
 // the one a test holds.
 func leaseRedis(ctx context.Context, opts ...asynq.RedisClientOpt) (*redisLease, error) {
 	l := &redisLease{admin: redis.NewClient(&redis.Options{Addr: opts[0].Addr, Password: opts[0].Password, DB: 0}),
-		token: "packline-bench-" + randomHex(8), stop: make(chan struct{}), done: make(chan struct{})}
+		token: "packline-bench-" + randomHex(8), stop: make(chan struct{})}
 	for _, o := range opts {
 		if o.DB == 0 {
 			continue
@@ -54,7 +55,6 @@ func leaseRedis(ctx context.Context, opts ...asynq.RedisClientOpt) (*redisLease,
 }
 
 func (l *redisLease) renew() {
-	defer close(l.done)
 	t := time.NewTicker(leaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -69,17 +69,14 @@ func (l *redisLease) renew() {
 	}
 }
 
-// release gives back the leases still ours.
+// release gives back the leases still ours. It may be called more than
+// once.
 func (l *redisLease) release() {
-	select {
-	case <-l.done:
-	default:
-		select {
-		case <-l.stop:
-		default:
-			close(l.stop)
-		}
-	}
+	l.once.Do(l.releaseOnce)
+}
+
+func (l *redisLease) releaseOnce() {
+	close(l.stop)
 	ctx := context.Background()
 	for _, k := range l.keys {
 		if v, _ := l.admin.Get(ctx, k).Result(); v == l.token {
