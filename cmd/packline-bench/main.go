@@ -90,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		quick("intake", func() { o.intake = 3 * time.Second })
 		quick("warmup", func() { o.warmup = 1500 * time.Millisecond })
 		quick("reference", func() { o.reference = 2 * time.Second })
-		quick("idle-orders", func() { o.idleOrders = 15 })
+		quick("idle-orders", func() { o.idleOrders = 10 })
 		quick("reference-tasks", func() { o.refTasks = 6000 })
 		quick("patience", func() { o.patience = 30 * time.Second })
 	}

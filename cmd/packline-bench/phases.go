@@ -233,8 +233,7 @@ func (b *bench) latencyLoaded(ctx context.Context, rate float64, d time.Duration
 	_, _, ids, took := b.post(ctx, 10, d, pace)
 	cancel()
 	achieved := perSecond(len(ids), took)
-	return LatencyResult{Load: fmt.Sprintf("while intake runs at half its maximum (%.0f/s offered, %.0f/s taken)", rate, achieved),
-		Rate: Num(achieved), Latency: b.firstEffects(ctx, ids)}
+	return LatencyResult{Load: "while intake runs at half its maximum", Offered: Num(rate), Rate: Num(achieved), Latency: b.firstEffects(ctx, ids)}
 }
 
 // firstEffects waits until every order has started an effect (at most

@@ -102,7 +102,9 @@ type IntakeResult struct {
 // LatencyResult is created → first effect started under one load.
 type LatencyResult struct {
 	Load string `json:"load"`
-	// Rate is the intake rate offered meanwhile (0: idle).
+	// Offered is the intake rate offered meanwhile, Rate the rate taken
+	// (both 0: idle).
+	Offered Num         `json:"intake_offered_per_sec"`
 	Rate    Num         `json:"intake_per_sec"`
 	Latency Percentiles `json:"latency"`
 }
@@ -205,8 +207,12 @@ func (r *Report) latencyRows() []row {
 		if l.Latency.Missing > 0 {
 			missing = fmt.Sprintf(", %d not started", l.Latency.Missing)
 		}
+		load := l.Load
+		if l.Offered > 0 {
+			load += fmt.Sprintf(" (%s/s offered, %s/s taken)", fmtRate(l.Offered), fmtRate(l.Rate))
+		}
 		rows = append(rows, row{
-			"created → first effect started, " + l.Load,
+			"created → first effect started, " + load,
 			fmt.Sprintf("p50 %s, p99 %s (%d orders%s)", fmtMs(l.Latency.P50Ms), fmtMs(l.Latency.P99Ms), l.Latency.N, missing),
 			"", "",
 		})

@@ -81,7 +81,7 @@ func sampleReport() *Report {
 		Intake: []IntakeResult{{Clients: 10, Orders: 1000, OrdersPerSec: 100, Latency: Percentiles{N: 1000, P50Ms: 50, P99Ms: 300, MaxMs: 400}}},
 		Latency: []LatencyResult{
 			{Load: "idle", Latency: Percentiles{N: 3, P50Ms: 4.2, P99Ms: 1500, MaxMs: 1500}},
-			{Load: "loaded", Latency: Percentiles{N: 3, Missing: 1, P50Ms: 20, P99Ms: Num(math.Inf(1)), MaxMs: Num(math.Inf(1))}},
+			{Load: "loaded", Offered: 90, Rate: 86.4, Latency: Percentiles{N: 3, Missing: 1, P50Ms: 20, P99Ms: Num(math.Inf(1)), MaxMs: Num(math.Inf(1))}},
 		},
 		Resources: []ResourceResult{{Phase: "cash-on-delivery", Orders: 100, Effects: 1500, StatementsPerOrder: 366, CPUMsPerEffect: 7,
 			CPUMsPerOrder: map[string]Num{"api": 15, "worker": 33, "relay": 4, "scheduler": 0, "postgres": Num(math.NaN())}}},
@@ -101,7 +101,7 @@ func TestWriteTable(t *testing.T) {
 		"| effects/s, mix, against no-op tasks | 175 | raw asynq no-op handlers, concurrency 10: 7,000 tasks/s | 0.025 |",
 		"| intake POST /v1/orders, 10 clients | 100/s, p50 50 ms, p99 300 ms | one-row INSERT transactions, 10 clients: 5,000/s | 0.02 |",
 		"| created → first effect started, idle | p50 4.2 ms, p99 1.5 s (3 orders) |  |  |",
-		"p99 never (within the wait) (3 orders, 1 not started)",
+		"| created → first effect started, loaded (90/s offered, 86/s taken) | p50 20 ms, p99 never (within the wait) (3 orders, 1 not started) |",
 		"| CPU ms per order, cash-on-delivery (100 orders) | api 15.0, worker 33.0, relay 4.0, scheduler 0.0, postgres n/a; total 52.0 |",
 		"| CPU per effect (all roles + PostgreSQL), cash-on-delivery | 7.00 ms | asynq + one PostgreSQL transaction: 0.50 ms per task | 14 |",
 		"| statements per order, cash-on-delivery | 366 |",
