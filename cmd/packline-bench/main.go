@@ -100,7 +100,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// quietRedis drops go-redis's own log lines (dial retries): a Redis that
+// cannot be reached is reported once, as an error that says what is needed.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func main() {
+	redis.SetLogger(quietRedis{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -137,10 +144,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	b := &bench{opts: opts, problems: map[string]int{}, report: &Report{StartedAt: time.Now().UTC(), HTTP: map[string]int{}}}
 	b.report.Settings = Settings{Quick: opts.quick, Cores: runtime.NumCPU(), Stores: opts.stores, WorkerConcurrency: opts.concurrency,
 		Journeys: opts.journeys, PhaseSeconds: opts.phase.Seconds(), TimerScale: opts.timerScale, Commit: gitCommit()}
-	if err := b.prepare(ctx, dsn, redisURL); err != nil {
+	err = b.prepare(ctx, dsn, redisURL)
+	if b.db != nil {
+		defer b.db.Close()
+	}
+	if err != nil {
 		return err
 	}
-	defer b.db.Close()
 	defer b.lease.release()
 	bin := opts.packline
 	if bin == "" {
