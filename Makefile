@@ -2,8 +2,14 @@
 GO        ?= go
 PKGS      ?= ./...
 FUZZTIME  ?= 15s
+# bench-fleet runs on these unless DATABASE_URL / REDIS_URL are set; its
+# -reset drops and recreates the database (only one whose name says bench)
+# and flushes the Redis database (and the one below it, for the references).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/packline_bench?sslmode=disable
+BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/15
+BENCH_FLAGS        ?= -reset
 
-.PHONY: help build test test-short lint fuzz bench dev migrate tidy
+.PHONY: help build test test-short lint fuzz bench bench-fleet dev migrate tidy
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +34,10 @@ fuzz: ## fuzz order decoding for FUZZTIME (default 15s)
 
 bench: ## Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-fleet: ## the fleet benchmark: every role as its own process on PostgreSQL + Redis (docs/performance.md); BENCH_FLAGS="-reset -quick" for a short run
+	DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(BENCH_REDIS_URL)}" \
+	  $(GO) run ./cmd/packline-bench $(BENCH_FLAGS)
 
 dev: ## run every role in one process on embedded defaults (SQLite, in-process Redis)
 	$(GO) run ./cmd/packline dev
