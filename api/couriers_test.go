@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,32 +15,15 @@ import (
 	"github.com/packline/packline/api"
 	"github.com/packline/packline/couriers"
 	"github.com/packline/packline/couriers/sandbox"
+	"github.com/packline/packline/internal/testio"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 )
 
 const courierSecret = "test-courier-secret-0123456789"
 
-// lockedBuffer collects the API's logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // courierClient is newClient with the sandbox courier configured.
-func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *lockedBuffer) {
+func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *testio.SyncBuffer) {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
 	ctx := context.Background()
@@ -57,7 +39,7 @@ func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testio.SyncBuffer{}
 	srv := httptest.NewServer(api.New(api.Config{DB: db, Couriers: couriers.NewRegistry(sb), PublicURL: publicURL,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 	t.Cleanup(srv.Close)
