@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,25 +24,14 @@ const courierSecret = "test-courier-secret-0123456789"
 // courierClient is newClient with the sandbox courier configured.
 func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *testio.SyncBuffer) {
 	t.Helper()
-	db := storetest.Open(t, dialect, store.Options{})
-	ctx := context.Background()
-	s, sf, mk, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, other, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sb, err := sandbox.New(sandbox.Options{Secret: courierSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &testio.SyncBuffer{}
-	srv := httptest.NewServer(api.New(api.Config{DB: db, Couriers: couriers.NewRegistry(sb), PublicURL: publicURL,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
-	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}, sb, logs
+	c := newClientWith(t, dialect, "cash-on-delivery", api.Config{Couriers: couriers.NewRegistry(sb), PublicURL: publicURL,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	return c, sb, logs
 }
 
 // shippedOrder makes a cash-on-delivery order through HTTP and ships it the

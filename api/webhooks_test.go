@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,19 +17,7 @@ import (
 // not (PACKLINE_WEBHOOK_ALLOW_PRIVATE).
 func hookClient(t *testing.T, dialect string, allowPrivate bool) *client {
 	t.Helper()
-	db := storetest.Open(t, dialect, store.Options{})
-	ctx := context.Background()
-	s, sf, mk, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, other, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{DB: db, WebhookAllowPrivate: allowPrivate}))
-	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
+	return newClientWith(t, dialect, "cash-on-delivery", api.Config{WebhookAllowPrivate: allowPrivate})
 }
 
 func TestWebhookEndpointsOverHTTP(t *testing.T) {
