@@ -89,6 +89,13 @@ func URL(t testing.TB, dialect string) string {
 // opts.Flows defaults to the built-in flows.
 func Open(t testing.TB, dialect string, opts store.Options) *store.DB {
 	t.Helper()
+	return OpenURL(t, URL(t, dialect), opts)
+}
+
+// OpenURL is Open on a URL of the caller's (from URL, or one another process
+// of the same test opens too).
+func OpenURL(t testing.TB, url string, opts store.Options) *store.DB {
+	t.Helper()
 	if opts.Flows == nil {
 		r, err := flows.Builtin()
 		if err != nil {
@@ -97,7 +104,7 @@ func Open(t testing.TB, dialect string, opts store.Options) *store.DB {
 		opts.Flows = r
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, URL(t, dialect), opts)
+	db, err := store.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
