@@ -32,10 +32,7 @@ func effectOf(t *testing.T, db *store.DB, orderID, typ string) string {
 func confirmed(t *testing.T, db *store.DB, s store.Store, lines ...packline.Line) *packline.Order {
 	t.Helper()
 	ctx := context.Background()
-	o, _, err := db.CreateOrder(ctx, s.ID, newOrder("", lines...), packline.Actor{Type: packline.ActorCustomer}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := placed(t, db, s.ID, newOrder("", lines...))
 	if _, err := db.ApplyEvent(ctx, s.ID, o.ID, store.EventInput{Event: "confirm", Actor: merchantActor}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +129,7 @@ func TestClaimDueEffects(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
 		db, s := setup(t, dialect)
-		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := placed(t, db, s.ID, newOrder(""))
 		rows, err := db.ClaimDueEffects(ctx, 10, []string{"notify:email", store.TimerType})
 		if err != nil || len(rows) != 1 || rows[0].Type != "notify:email" || rows[0].Deliveries != 1 || rows[0].OrderID != o.ID {
 			t.Fatalf("claimed %+v %v", rows, err)
@@ -164,10 +158,7 @@ func TestRecordPaymentOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
 		db, s := setup(t, dialect)
-		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := placed(t, db, s.ID, newOrder(""))
 		p := store.Payment{OrderID: o.ID, StoreID: s.ID, IdempotencyKey: "eff_1", Kind: "confirm", Amount: 2500, Currency: "USD",
 			Status: "succeeded", Provider: "sandbox"}
 		a, err := db.RecordPayment(ctx, p)

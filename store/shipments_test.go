@@ -24,10 +24,7 @@ var systemActor = packline.Actor{Type: packline.ActorSystem, ID: "test"}
 func labelled(t *testing.T, db *store.DB, storeID, flow string) (*packline.Order, store.Shipment) {
 	t.Helper()
 	ctx := context.Background()
-	o, _, err := db.CreateOrder(ctx, storeID, newOrder(flow), packline.Actor{Type: packline.ActorCustomer}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := placed(t, db, storeID, newOrder(flow))
 	send := func(event string, actor packline.Actor) {
 		t.Helper()
 		if _, err := db.ApplyEvent(ctx, storeID, o.ID, store.EventInput{Event: event, Actor: actor}); err != nil {
@@ -134,10 +131,7 @@ func TestShipmentReads(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
 		db, s := setup(t, dialect)
-		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := newStore(t, db, "other")
 		_, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		if got, err := db.GetShipment(ctx, s.ID, sh.ID); err != nil || got.TrackingNumber != sh.TrackingNumber {
 			t.Fatalf("get: %+v %v", got, err)

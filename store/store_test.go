@@ -21,11 +21,27 @@ func newOrder(flow string, lines ...packline.Line) packline.Order {
 func setup(t *testing.T, dialect string) (*store.DB, store.Store) {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
-	s, _, _, err := db.CreateStore(context.Background(), "shop", "cash-on-delivery")
+	return db, newStore(t, db, "shop")
+}
+
+// newStore creates a cash-on-delivery store named name.
+func newStore(t *testing.T, db *store.DB, name string) store.Store {
+	t.Helper()
+	s, _, _, err := db.CreateStore(t.Context(), name, "cash-on-delivery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db, s
+	return s
+}
+
+// placed is the order o as the customer placed it in the store.
+func placed(t *testing.T, db *store.DB, storeID string, o packline.Order) *packline.Order {
+	t.Helper()
+	got, _, err := db.CreateOrder(t.Context(), storeID, o, packline.Actor{Type: packline.ActorCustomer}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func code(err error) string { return packline.ErrorCode(err) }

@@ -17,10 +17,7 @@ func TestWebhookEndpointsCRUD(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := context.Background()
 		db, s := setup(t, dialect)
-		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := newStore(t, db, "other")
 		ep, err := db.CreateWebhookEndpoint(ctx, s.ID, "https://shop.example/hooks", "whsec_x", []string{"order.*"})
 		if err != nil || !strings.HasPrefix(ep.ID, "we_") || !ep.Enabled() {
 			t.Fatalf("create %+v %v", ep, err)
@@ -70,15 +67,11 @@ func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixtur
 	t.Helper()
 	ctx := context.Background()
 	db := storetest.Open(t, dialect, opts)
-	s, _, _, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, db, "shop")
 	f := hookFixture{db: db, s: s}
-	if f.order, _, err = db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil); err != nil {
-		t.Fatal(err)
-	}
+	f.order = placed(t, db, s.ID, newOrder(""))
 	f.effectID = effectOf(t, db, f.order.ID, "webhook:deliver")
+	var err error
 	if f.a, err = db.CreateWebhookEndpoint(ctx, s.ID, "https://a.example/hooks", "whsec_a", []string{"order.*"}); err != nil {
 		t.Fatal(err)
 	}
@@ -236,10 +229,7 @@ func TestWebhookEndpointDisabled(t *testing.T) {
 
 		// Endpoint b fails long enough to be disabled; its other pending
 		// delivery stops with it.
-		o2, _, err := f.db.CreateOrder(ctx, f.s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o2 := placed(t, f.db, f.s.ID, newOrder(""))
 		pending, err := f.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: effectOf(t, f.db, o2.ID, "webhook:deliver"),
 			MessageID: "msg_2", EventType: "order.pending", Payload: []byte(`{}`), Endpoints: []string{f.b.ID}})
 		if err != nil {
