@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
@@ -18,7 +17,7 @@ import (
 // outbox), and the response. PostgreSQL when TEST_DATABASE_URL is set.
 func BenchmarkCreateOrder(b *testing.B) {
 	db := storetest.Open(b, storetest.Default(), store.Options{})
-	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
+	_, sf, _, err := db.CreateStore(b.Context(), "bench", "cash-on-delivery")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +41,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // their payments and shipments.
 func BenchmarkListOrders(b *testing.B) {
 	db := storetest.Open(b, storetest.Default(), store.Options{})
-	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
+	_, sf, _, err := db.CreateStore(b.Context(), "bench", "cash-on-delivery")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,7 +38,7 @@ func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.C
 // as its shipment, label_created.
 func (c *client) shippedOrder(sb *sandbox.Courier) (orderID string, sh store.Shipment) {
 	c.t.Helper()
-	ctx := context.Background()
+	ctx := c.t.Context()
 	res := c.do("POST", "/v1/orders", c.sf, order())
 	if res.status != 201 {
 		c.t.Fatalf("create: %d %s", res.status, res.raw)

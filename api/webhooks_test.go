@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -110,7 +109,7 @@ func TestWebhookEndpointPrivateURLAllowedByFlag(t *testing.T) {
 // one more attempt.
 func TestWebhookDeliveryLogAndReplayOverHTTP(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, true)
 		res := c.do("POST", "/v1/webhook-endpoints", c.mk, map[string]any{"url": "http://127.0.0.1:9/hooks", "events": []string{"order.*"}})
 		epID := res.str("id")
@@ -183,7 +182,7 @@ func TestWebhookDeliveryLogAndReplayOverHTTP(t *testing.T) {
 // shows it to the merchant.
 func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, false)
 		res := c.do("POST", "/v1/orders", c.sf, order(set("payment", map[string]any{"method": "cod"}),
 			set("metadata", map[string]any{"channel": "instagram"})))
@@ -212,7 +211,7 @@ func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 
 func TestOrderMessagesAndStoreContactOverHTTP(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, false)
 
 		for _, tc := range []struct {

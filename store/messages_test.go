@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 // sent is never claimed again.
 func TestMessageRecordedOnceAndLeasedToOneSender(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o := placed(t, db, s.ID, newOrder(""))
 		eff := effectOf(t, db, o.ID, "notify:email")
@@ -86,7 +85,7 @@ func TestMessageRecordedOnceAndLeasedToOneSender(t *testing.T) {
 
 func TestStoreContact(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		c, err := db.StoreContact(ctx, s.ID)
 		if err != nil || c.Email != "" || c.Phone != "" || c.Name != "shop" {

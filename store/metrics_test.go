@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 func TestMetricsSource(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 		clock := func() time.Time { return now }
 		db := storetest.Open(t, dialect, store.Options{Now: clock})

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ var systemActor = packline.Actor{Type: packline.ActorSystem, ID: "test"}
 // and reports label_created, as the courier:label handler does.
 func labelled(t *testing.T, db *store.DB, storeID, flow string) (*packline.Order, store.Shipment) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	o := placed(t, db, storeID, newOrder(flow))
 	send := func(event string, actor packline.Actor) {
 		t.Helper()
@@ -63,7 +62,7 @@ func update(sh store.Shipment, st couriers.Status, at time.Time) couriers.Update
 
 func timelineEvents(t *testing.T, db *store.DB, orderID string) []string {
 	t.Helper()
-	tl, err := db.Timeline(context.Background(), orderID)
+	tl, err := db.Timeline(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func timelineEvents(t *testing.T, db *store.DB, orderID string) []string {
 // belongs to one order.
 func TestCreateShipmentOncePerOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o := confirmed(t, db, s)
 		var wg sync.WaitGroup
@@ -129,7 +128,7 @@ func TestCreateShipmentOncePerOrder(t *testing.T) {
 // no store).
 func TestShipmentReads(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		other := newStore(t, db, "other")
 		_, sh := labelled(t, db, s.ID, "cash-on-delivery")
@@ -163,7 +162,7 @@ func TestShipmentReads(t *testing.T) {
 // shipment only forward, deliver the order, and each is on the timeline.
 func TestRecordTracking(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		if o.Status != "shipped" {
@@ -251,7 +250,7 @@ func TestRecordTracking(t *testing.T) {
 // delivery, so the shipment moves and the order stays.
 func TestRecordTrackingPerFlow(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		t0 := time.Now().UTC().Truncate(time.Second)
 
@@ -286,7 +285,7 @@ func TestRecordTrackingPerFlow(t *testing.T) {
 // Callbacks racing with the same update record it once.
 func TestRecordTrackingRaced(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		at := time.Now().UTC()
@@ -329,7 +328,7 @@ func TestRecordTrackingRaced(t *testing.T) {
 
 func TestStoreShipping(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		got, err := db.StoreShipping(ctx, s.ID)
 		if err != nil || got.StoreName != "shop" || got.From != nil || got.Courier != "" {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -48,7 +47,7 @@ func code(err error) string { return packline.ErrorCode(err) }
 
 func TestCreateOrderCommitsTimelineAndOutbox(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, created, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
 		if err != nil || !created {
@@ -96,7 +95,7 @@ func TestCreateOrderCommitsTimelineAndOutbox(t *testing.T) {
 
 func TestApplyEventTransitionsAndOwesEffects(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		merchant := packline.Actor{Type: packline.ActorMerchant, ID: "key_1"}
 		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), merchant, nil)
@@ -137,7 +136,7 @@ func TestApplyEventTransitionsAndOwesEffects(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		a := packline.Actor{Type: packline.ActorCustomer}
 		first, created, err := db.CreateOrder(ctx, s.ID, newOrder(""), a, &store.Idempotency{Key: "k1", RequestHash: "h1"})
@@ -179,7 +178,7 @@ func TestIdempotencyKey(t *testing.T) {
 // none is lost; with an expected version, one wins and the rest see a conflict.
 func TestConcurrentEventsSerialize(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		m := packline.Actor{Type: packline.ActorMerchant}
 		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), m, nil)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,7 +14,7 @@ import (
 
 func TestWebhookEndpointsCRUD(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		other := newStore(t, db, "other")
 		ep, err := db.CreateWebhookEndpoint(ctx, s.ID, "https://shop.example/hooks", "whsec_x", []string{"order.*"})
@@ -65,7 +64,7 @@ type hookFixture struct {
 
 func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	db := storetest.Open(t, dialect, opts)
 	s := newStore(t, db, "shop")
 	f := hookFixture{db: db, s: s}
@@ -83,7 +82,7 @@ func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixtur
 
 func (f hookFixture) fanOut(t *testing.T) map[string]store.WebhookDelivery {
 	t.Helper()
-	ds, err := f.db.CreateWebhookDeliveries(context.Background(), store.NewWebhookMessage{EffectID: f.effectID, MessageID: "msg_1",
+	ds, err := f.db.CreateWebhookDeliveries(t.Context(), store.NewWebhookMessage{EffectID: f.effectID, MessageID: "msg_1",
 		EventType: "order.pending", Payload: []byte(`{"type":"order.pending","timestamp":"2026-01-02T03:04:05Z","data":{}}`),
 		Endpoints: []string{f.a.ID, f.b.ID}})
 	if err != nil {
@@ -102,7 +101,7 @@ func (f hookFixture) fanOut(t *testing.T) map[string]store.WebhookDelivery {
 // attemptRows returns the order's webhook attempt rows by id.
 func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.OutboxRow {
 	t.Helper()
-	rows, err := db.Outbox(context.Background(), orderID)
+	rows, err := db.Outbox(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.Ou
 // with the next one scheduled per the caller's RetryIn.
 func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		f := newHookFixture(t, dialect, store.Options{})
 		ds := f.fanOut(t)
 		again := f.fanOut(t)
@@ -210,7 +209,7 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 // does failing past ShouldDisable.
 func TestWebhookEndpointDisabled(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		f := newHookFixture(t, dialect, store.Options{})
 		ds := f.fanOut(t)
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -305,11 +304,11 @@ func TestCreateStoreWithEmail(t *testing.T) {
 	if mk == nil {
 		t.Fatalf("no merchant key in:\n%s", out)
 	}
-	k, err := db.Authenticate(context.Background(), mk[1])
+	k, err := db.Authenticate(t.Context(), mk[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := db.StoreContact(context.Background(), k.StoreID); err != nil || c.Email != "orders@copper.example" {
+	if c, err := db.StoreContact(t.Context(), k.StoreID); err != nil || c.Email != "orders@copper.example" {
 		t.Fatalf("store contact %+v %v", c, err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,7 +14,7 @@ import (
 func runCmd(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	err := run(t.Context(), args, func(k string) string { return env[k] }, &out, &errOut)
 	return out.String() + errOut.String(), err
 }
 
@@ -92,7 +91,7 @@ func TestMigrateAndCreateStore(t *testing.T) {
 	}
 	db := cliDB(t, env)
 	for key, scope := range map[string]store.Scope{sf[1]: store.ScopeStorefront, mk[1]: store.ScopeMerchant} {
-		k, err := db.Authenticate(context.Background(), key)
+		k, err := db.Authenticate(t.Context(), key)
 		if err != nil || k.Scope != scope {
 			t.Fatalf("%s: %v %v", scope, k, err)
 		}
