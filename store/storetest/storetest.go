@@ -63,7 +63,7 @@ func URL(t testing.TB, dialect string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
@@ -103,7 +103,7 @@ func OpenURL(t testing.TB, url string, opts store.Options) *store.DB {
 		}
 		opts.Flows = r
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	db, err := store.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
