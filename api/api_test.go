@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,7 +35,7 @@ func newClient(t *testing.T, dialect, flow string) *client {
 func newClientWith(t *testing.T, dialect, flow string, cfg api.Config) *client {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
-	ctx := context.Background()
+	ctx := t.Context()
 	s, sf, mk, err := db.CreateStore(ctx, "shop", flow)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +206,7 @@ func TestOrderLifecycleOverHTTP(t *testing.T) {
 			t.Fatalf("timeline entry %v", first)
 		}
 		// Every effect the transitions owe is in the outbox.
-		ob, _ := c.db.Outbox(context.Background(), id)
+		ob, _ := c.db.Outbox(t.Context(), id)
 		var types []string
 		for _, r := range ob {
 			types = append(types, fmt.Sprintf("v%d:%s", r.Version, r.Type))

@@ -1,9 +1,9 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -17,12 +17,7 @@ import (
 // handler: decode, validate, one transaction (order, lines, timeline,
 // outbox), and the response. PostgreSQL when TEST_DATABASE_URL is set.
 func BenchmarkCreateOrder(b *testing.B) {
-	db := storetest.Open(b, storetest.Default(), store.Options{})
-	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := api.New(api.Config{DB: db, RateLimit: 1e9, RateBurst: 1 << 30, Logger: discardLogger()})
+	h, sf := benchAPI(b)
 	body, _ := json.Marshal(order())
 	b.ReportAllocs()
 	for b.Loop() {
@@ -38,15 +33,22 @@ func BenchmarkCreateOrder(b *testing.B) {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// BenchmarkListOrders measures GET /v1/orders?limit=50: a page of views with
-// their payments and shipments.
-func BenchmarkListOrders(b *testing.B) {
+// benchAPI is an API on a store of its own, with no rate limit in the way
+// and no logs, and the store's storefront key.
+func benchAPI(b *testing.B) (http.Handler, string) {
+	b.Helper()
 	db := storetest.Open(b, storetest.Default(), store.Options{})
-	_, sf, _, err := db.CreateStore(context.Background(), "bench", "cash-on-delivery")
+	_, sf, _, err := db.CreateStore(b.Context(), "bench", "cash-on-delivery")
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := api.New(api.Config{DB: db, RateLimit: 1e9, RateBurst: 1 << 30, Logger: discardLogger()})
+	return api.New(api.Config{DB: db, RateLimit: 1e9, RateBurst: 1 << 30, Logger: discardLogger()}), sf
+}
+
+// BenchmarkListOrders measures GET /v1/orders?limit=50: a page of views with
+// their payments and shipments.
+func BenchmarkListOrders(b *testing.B) {
+	h, sf := benchAPI(b)
 	body, _ := json.Marshal(order())
 	for range 50 {
 		req := httptest.NewRequest("POST", "/v1/orders", strings.NewReader(string(body)))

@@ -2,13 +2,10 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,52 +13,24 @@ import (
 	"github.com/packline/packline/api"
 	"github.com/packline/packline/couriers"
 	"github.com/packline/packline/couriers/sandbox"
+	"github.com/packline/packline/internal/testio"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 )
 
 const courierSecret = "test-courier-secret-0123456789"
 
-// lockedBuffer collects the API's logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // courierClient is newClient with the sandbox courier configured.
-func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *lockedBuffer) {
+func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *testio.SyncBuffer) {
 	t.Helper()
-	db := storetest.Open(t, dialect, store.Options{})
-	ctx := context.Background()
-	s, sf, mk, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, other, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sb, err := sandbox.New(sandbox.Options{Secret: courierSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	srv := httptest.NewServer(api.New(api.Config{DB: db, Couriers: couriers.NewRegistry(sb), PublicURL: publicURL,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
-	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}, sb, logs
+	logs := &testio.SyncBuffer{}
+	c := newClientWith(t, dialect, "cash-on-delivery", api.Config{Couriers: couriers.NewRegistry(sb), PublicURL: publicURL,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	return c, sb, logs
 }
 
 // shippedOrder makes a cash-on-delivery order through HTTP and ships it the
@@ -69,7 +38,7 @@ func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.C
 // as its shipment, label_created.
 func (c *client) shippedOrder(sb *sandbox.Courier) (orderID string, sh store.Shipment) {
 	c.t.Helper()
-	ctx := context.Background()
+	ctx := c.t.Context()
 	res := c.do("POST", "/v1/orders", c.sf, order())
 	if res.status != 201 {
 		c.t.Fatalf("create: %d %s", res.status, res.raw)

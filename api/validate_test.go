@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -151,7 +150,7 @@ func FuzzCreateOrder(f *testing.F) {
 	f.Add(`{"customer":{"name":"\u0000"}}`)
 	f.Add(`{"currency":"JPY","customer":{"name":"x","email":"x@y.jp"},"lines":[{"sku":"s","name":"n","quantity":9,"unit_price":9223372036854775807}]}`)
 	db := storetest.Open(f, store.SQLite, store.Options{})
-	s, sf, _, err := db.CreateStore(context.Background(), "fuzz", "cash-on-delivery")
+	s, sf, _, err := db.CreateStore(f.Context(), "fuzz", "cash-on-delivery")
 	if err != nil {
 		f.Fatal(err)
 	}

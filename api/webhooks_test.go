@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,19 +16,7 @@ import (
 // not (PACKLINE_WEBHOOK_ALLOW_PRIVATE).
 func hookClient(t *testing.T, dialect string, allowPrivate bool) *client {
 	t.Helper()
-	db := storetest.Open(t, dialect, store.Options{})
-	ctx := context.Background()
-	s, sf, mk, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, other, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{DB: db, WebhookAllowPrivate: allowPrivate}))
-	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
+	return newClientWith(t, dialect, "cash-on-delivery", api.Config{WebhookAllowPrivate: allowPrivate})
 }
 
 func TestWebhookEndpointsOverHTTP(t *testing.T) {
@@ -123,7 +109,7 @@ func TestWebhookEndpointPrivateURLAllowedByFlag(t *testing.T) {
 // one more attempt.
 func TestWebhookDeliveryLogAndReplayOverHTTP(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, true)
 		res := c.do("POST", "/v1/webhook-endpoints", c.mk, map[string]any{"url": "http://127.0.0.1:9/hooks", "events": []string{"order.*"}})
 		epID := res.str("id")
@@ -196,7 +182,7 @@ func TestWebhookDeliveryLogAndReplayOverHTTP(t *testing.T) {
 // shows it to the merchant.
 func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, false)
 		res := c.do("POST", "/v1/orders", c.sf, order(set("payment", map[string]any{"method": "cod"}),
 			set("metadata", map[string]any{"channel": "instagram"})))
@@ -225,7 +211,7 @@ func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 
 func TestOrderMessagesAndStoreContactOverHTTP(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		c := hookClient(t, dialect, false)
 
 		for _, tc := range []struct {

@@ -37,7 +37,7 @@ const (
 func promtool(t *testing.T, args ...string) string {
 	t.Helper()
 	bin := opstest.Tool(t, "promtool")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {

@@ -2,7 +2,6 @@ package logging
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +76,7 @@ func logEverything(t *testing.T, logger *slog.Logger) {
 		Notes:           "ring +44 20 7946 0958 or mail ada.lovelace@example.com",
 		Lines:           []line{{SKU: "sku_kept", Customization: "for ada.lovelace@example.com"}},
 	}
-	ctx := WithAttrs(context.Background(), slog.String("request_id", "req_kept_1"))
+	ctx := WithAttrs(t.Context(), slog.String("request_id", "req_kept_1"))
 	ctx = WithAttrs(ctx, slog.String("task_id", "task_kept_1"), slog.String("customer_email", "ada.lovelace@example.com"))
 
 	// The message itself.
@@ -185,7 +184,7 @@ func TestContextAttrsTravel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithAttrs(context.Background(), slog.String("request_id", "req_1"))
+	ctx := WithAttrs(t.Context(), slog.String("request_id", "req_1"))
 	child := WithAttrs(ctx, slog.String("task_id", "t_1"))
 	logger.InfoContext(child, "child")
 	logger.InfoContext(ctx, "parent")
@@ -210,7 +209,7 @@ func TestContextAttrsTravel(t *testing.T) {
 	if m := decode(lines[2]); m["request_id"] != nil {
 		t.Errorf("record without context has ids: %s", lines[2])
 	}
-	if got := Attrs(context.Background()); got != nil {
+	if got := Attrs(t.Context()); got != nil {
 		t.Errorf("Attrs of an empty context = %v", got)
 	}
 }

@@ -29,6 +29,18 @@ func smsMessage(t *testing.T) notify.Message {
 	return m
 }
 
+// twilioSender is a sender on the test account, sending from from (a number
+// or a messaging service) to the API at baseURL.
+func twilioSender(t *testing.T, from, baseURL string) *notify.TwilioSender {
+	t.Helper()
+	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: testAccountSID, AuthToken: testAuthToken,
+		From: from, BaseURL: baseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestTwilioSenderAgainstPrism sends through prism serving the API contract
 // in testdata/twilio.yaml, which validates each request.
 func TestTwilioSenderAgainstPrism(t *testing.T) {
@@ -38,11 +50,7 @@ func TestTwilioSenderAgainstPrism(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startPrism(t, spec)
-	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: testAccountSID, AuthToken: testAuthToken,
-		From: "+15005550006", BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := twilioSender(t, "+15005550006", base)
 	m := smsMessage(t)
 	rcpt, err := s.SendSMS(shortCtx(t), "eff_1:shipped_tracking", m)
 	if err != nil {
@@ -53,11 +61,7 @@ func TestTwilioSenderAgainstPrism(t *testing.T) {
 	}
 
 	// With a messaging service instead of a number.
-	svc, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: testAccountSID, AuthToken: testAuthToken,
-		From: "MG0123456789abcdef0123456789abcdef", BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := twilioSender(t, "MG0123456789abcdef0123456789abcdef", base)
 	if _, err := svc.SendSMS(shortCtx(t), "eff_2:shipped_tracking", m); err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +111,7 @@ func TestTwilioSenderRequest(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	s, e := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: testAccountSID, AuthToken: testAuthToken,
-		From: "+15005550006", BaseURL: srv.URL + "/"})
-	if e != nil {
-		t.Fatal(e)
-	}
+	s := twilioSender(t, "+15005550006", srv.URL+"/")
 	m := smsMessage(t)
 	rcpt, e := s.SendSMS(shortCtx(t), "eff_9:shipped_tracking", m)
 	if e != nil {

@@ -383,7 +383,7 @@ func TestMetrics(t *testing.T) {
 // returns its findings, one per line.
 func promtoolCheckMetrics(t *testing.T, promtool, scrape string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(scrape)
@@ -434,7 +434,7 @@ func TestDashboardRendersQueuesInChromium(t *testing.T) {
 // the test server fails to resolve, so nothing leaves the machine.
 func renderDOM(t *testing.T, chromium, url string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	profile := t.TempDir()
 	cmd := exec.CommandContext(ctx, chromium,

@@ -13,7 +13,7 @@ import (
 func TestSandboxHonoursStripeTestMethods(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		sb := payments.NewSandbox(storetest.Open(t, dialect, store.Options{}))
-		ctx := context.Background()
+		ctx := t.Context()
 		ops := map[string]func(context.Context, payments.Request) (payments.Result, error){
 			"authorize": sb.Authorize, "capture": sb.Capture, "confirm": sb.Confirm,
 		}
@@ -42,7 +42,7 @@ func TestSandboxHonoursStripeTestMethods(t *testing.T) {
 func TestSandboxIsIdempotentAndChecksReferences(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		sb := payments.NewSandbox(storetest.Open(t, dialect, store.Options{}))
-		ctx := context.Background()
+		ctx := t.Context()
 		req := payments.Request{IdempotencyKey: "eff_1", PaymentMethod: payments.MethodVisa, Amount: 100, Currency: "USD"}
 		a, err := sb.Authorize(ctx, req)
 		if err != nil {

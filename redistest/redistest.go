@@ -72,7 +72,7 @@ func (r *Redis) Flush(t testing.TB) {
 		r.Mini.FlushAll()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := r.Client(t).FlushDB(ctx).Err(); err != nil {
 		t.Fatalf("redistest: flush: %v", err)
@@ -224,7 +224,7 @@ func (s *ServerProcess) Start(t testing.TB) {
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {

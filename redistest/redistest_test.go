@@ -1,7 +1,6 @@
 package redistest_test
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ import (
 // Each test's Redis is its own: a key set in one is not in another, and
 // every one starts empty.
 func TestNewIsolates(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := redistest.New(t), redistest.New(t)
 	ca, cb := a.Client(t), b.Client(t)
 	if n, err := ca.DBSize(ctx).Result(); err != nil || n != 0 {
@@ -38,7 +37,7 @@ func TestNewIsolates(t *testing.T) {
 func TestTTLsExpireWithTheClock(t *testing.T) {
 	r := redistest.New(t)
 	c := r.Client(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := c.Set(ctx, "lease", "x", 50*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestTTLsExpireWithTheClock(t *testing.T) {
 func TestServerRestartsEmpty(t *testing.T) {
 	s := redistest.Server(t)
 	c := s.Client(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}

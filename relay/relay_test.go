@@ -47,7 +47,7 @@ type env struct {
 func setup(t *testing.T, dialect string, opts store.Options) *env {
 	t.Helper()
 	db := fleettest.OpenDB(t, dialect, opts)
-	s, _, _, err := db.CreateStore(context.Background(), "shop", "cash-on-delivery")
+	s, _, _, err := db.CreateStore(t.Context(), "shop", "cash-on-delivery")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func setup(t *testing.T, dialect string, opts store.Options) *env {
 
 func (e *env) create() *packline.Order {
 	e.t.Helper()
-	o, _, err := e.db.CreateOrder(context.Background(), e.store.ID, packline.Order{Currency: "USD",
+	o, _, err := e.db.CreateOrder(e.t.Context(), e.store.ID, packline.Order{Currency: "USD",
 		Customer: packline.Customer{Name: "Ada"}, Lines: []packline.Line{{SKU: "MUG-1", Name: "Mug", Quantity: 1, UnitPrice: 100}}},
 		packline.Actor{Type: packline.ActorCustomer}, nil)
 	if err != nil {
@@ -84,13 +84,13 @@ func run(t *testing.T, r interface{ Run(context.Context) error }) {
 
 func (e *env) rows(orderID string) map[string]store.EffectRow {
 	e.t.Helper()
-	ob, err := e.db.Outbox(context.Background(), orderID)
+	ob, err := e.db.Outbox(e.t.Context(), orderID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	out := map[string]store.EffectRow{}
 	for _, r := range ob {
-		row, err := e.db.Effect(context.Background(), r.ID)
+		row, err := e.db.Effect(e.t.Context(), r.ID)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestRelayTaskIDConflictIsEnqueued(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := relay.New(e.db.DB, e.client, relay.Options{})
-		if _, err := r.RelayDue(context.Background()); err != nil {
+		if _, err := r.RelayDue(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if got := e.rows(o.ID)["webhook:deliver"]; got.Status != store.EffectEnqueued || got.Deliveries != 1 {
@@ -201,7 +201,7 @@ func TestRelayTimersWaitAndTypesFilter(t *testing.T) {
 		e := setup(t, dialect, store.Options{TimerScale: 0.000001})
 		r := relay.New(e.db.DB, e.client, relay.Options{Types: []string{tasks.TypeOrderTimer, tasks.TypeNotifyEmail}})
 		o := e.create()
-		if _, err := r.RelayDue(context.Background()); err != nil {
+		if _, err := r.RelayDue(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		rows := e.rows(o.ID)
@@ -210,7 +210,7 @@ func TestRelayTimersWaitAndTypesFilter(t *testing.T) {
 			t.Fatalf("rows %+v", rows)
 		}
 		due := rows["order:timer"].RunAt
-		at, ok, err := e.db.NextDueEffect(context.Background(), []string{tasks.TypeOrderTimer})
+		at, ok, err := e.db.NextDueEffect(t.Context(), []string{tasks.TypeOrderTimer})
 		if err != nil || !ok || !at.Equal(due) {
 			t.Fatalf("next due %v %v %v, want %v", at, ok, err, due)
 		}
@@ -243,7 +243,7 @@ func TestRelaysShareTheOutbox(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := relay.New(e.db.DB, e.client, relay.Options{Batch: 7})
-				if _, err := r.RelayDue(context.Background()); err != nil {
+				if _, err := r.RelayDue(t.Context()); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -277,7 +277,7 @@ func TestSweepRedeliversOnlyLostTasks(t *testing.T) {
 		r := relay.New(e.db.DB, e.client, relay.Options{RedeliverAfter: time.Minute, Redis: e.redis.Opt(),
 			Types: []string{tasks.TypeNotifyEmail}})
 		o := e.create()
-		ctx := context.Background()
+		ctx := t.Context()
 		if _, err := r.RelayDue(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func TestRelayReleasesRowsWhenRedisIsDown(t *testing.T) {
 		down := asynq.NewClient(asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
 		defer down.Close()
 		r := relay.New(e.db.DB, down, relay.Options{})
-		if _, err := r.RelayDue(context.Background()); err == nil {
+		if _, err := r.RelayDue(t.Context()); err == nil {
 			t.Fatal("no error with Redis down")
 		}
 		for typ, row := range e.rows(o.ID) {
@@ -339,7 +339,7 @@ func TestRelayReleasesRowsWhenRedisIsDown(t *testing.T) {
 				t.Fatalf("%s row %+v", typ, row)
 			}
 		}
-		if _, err := relay.New(e.db.DB, e.client, relay.Options{}).RelayDue(context.Background()); err != nil {
+		if _, err := relay.New(e.db.DB, e.client, relay.Options{}).RelayDue(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if row := e.rows(o.ID)["webhook:deliver"]; row.Status != store.EffectEnqueued {

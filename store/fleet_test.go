@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +15,7 @@ var merchantActor = packline.Actor{Type: packline.ActorMerchant, ID: "m"}
 // effectOf returns the id of the order's newest outbox row of typ.
 func effectOf(t *testing.T, db *store.DB, orderID, typ string) string {
 	t.Helper()
-	rows, err := db.Outbox(context.Background(), orderID)
+	rows, err := db.Outbox(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,11 +30,8 @@ func effectOf(t *testing.T, db *store.DB, orderID, typ string) string {
 
 func confirmed(t *testing.T, db *store.DB, s store.Store, lines ...packline.Line) *packline.Order {
 	t.Helper()
-	ctx := context.Background()
-	o, _, err := db.CreateOrder(ctx, s.ID, newOrder("", lines...), packline.Actor{Type: packline.ActorCustomer}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	o := placed(t, db, s.ID, newOrder("", lines...))
 	if _, err := db.ApplyEvent(ctx, s.ID, o.ID, store.EventInput{Event: "confirm", Actor: merchantActor}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +42,7 @@ func confirmed(t *testing.T, db *store.DB, s store.Store, lines ...packline.Line
 // on-hand count never goes below zero and matches the ledger.
 func TestTakeStockConcurrentAllOrNothing(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		db.SetStock(ctx, s.ID, "A", 20)
 		db.SetStock(ctx, s.ID, "B", 9)
@@ -83,7 +79,7 @@ func TestTakeStockConcurrentAllOrNothing(t *testing.T) {
 // nothing, and is done with the reason.
 func TestTakeStockForAnOrderThatMovedOn(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		db.SetStock(ctx, s.ID, "MUG-1", 5)
 		o := confirmed(t, db, s)
@@ -113,7 +109,7 @@ func TestTakeStockForAnOrderThatMovedOn(t *testing.T) {
 // A timer whose order left the state is done without acting.
 func TestFireTimerStale(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o := confirmed(t, db, s) // pending → confirmed: the pending expiry is stale
 		id := effectOf(t, db, o.ID, store.TimerType)
@@ -130,12 +126,9 @@ func TestFireTimerStale(t *testing.T) {
 // Claims take due rows of the given types only, once.
 func TestClaimDueEffects(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
-		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := placed(t, db, s.ID, newOrder(""))
 		rows, err := db.ClaimDueEffects(ctx, 10, []string{"notify:email", store.TimerType})
 		if err != nil || len(rows) != 1 || rows[0].Type != "notify:email" || rows[0].Deliveries != 1 || rows[0].OrderID != o.ID {
 			t.Fatalf("claimed %+v %v", rows, err)
@@ -162,12 +155,9 @@ func TestClaimDueEffects(t *testing.T) {
 // A payment attempt is recorded once per idempotency key.
 func TestRecordPaymentOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
-		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := placed(t, db, s.ID, newOrder(""))
 		p := store.Payment{OrderID: o.ID, StoreID: s.ID, IdempotencyKey: "eff_1", Kind: "confirm", Amount: 2500, Currency: "USD",
 			Status: "succeeded", Provider: "sandbox"}
 		a, err := db.RecordPayment(ctx, p)

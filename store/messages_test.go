@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -15,12 +14,9 @@ import (
 // sent is never claimed again.
 func TestMessageRecordedOnceAndLeasedToOneSender(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
-		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := placed(t, db, s.ID, newOrder(""))
 		eff := effectOf(t, db, o.ID, "notify:email")
 		row := store.Message{Key: eff + ":new_order", OrderID: o.ID, StoreID: s.ID, EffectID: eff, Channel: "email",
 			Template: "new_order", RecipientType: "merchant", Recipient: "shop@example.com", Subject: "New order",
@@ -80,10 +76,7 @@ func TestMessageRecordedOnceAndLeasedToOneSender(t *testing.T) {
 		if err != nil || len(ms) != 1 || ms[0].ProviderID != "<id@x>" || ms[0].OrderID != o.ID {
 			t.Fatalf("order messages %+v %v", ms, err)
 		}
-		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := newStore(t, db, "other")
 		if _, err := db.OrderMessages(ctx, other.ID, o.ID); code(err) != packline.ENOTFOUND {
 			t.Fatalf("another store read the messages: %v", err)
 		}
@@ -92,7 +85,7 @@ func TestMessageRecordedOnceAndLeasedToOneSender(t *testing.T) {
 
 func TestStoreContact(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		c, err := db.StoreContact(ctx, s.ID)
 		if err != nil || c.Email != "" || c.Phone != "" || c.Name != "shop" {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -12,14 +11,11 @@ import (
 
 func TestMetricsSource(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 		clock := func() time.Time { return now }
 		db := storetest.Open(t, dialect, store.Options{Now: clock})
-		s, _, _, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newStore(t, db, "shop")
 		m := packline.Actor{Type: packline.ActorMerchant}
 		var ids []string
 		for i := 0; i < 3; i++ {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,11 +22,8 @@ var systemActor = packline.Actor{Type: packline.ActorSystem, ID: "test"}
 // and reports label_created, as the courier:label handler does.
 func labelled(t *testing.T, db *store.DB, storeID, flow string) (*packline.Order, store.Shipment) {
 	t.Helper()
-	ctx := context.Background()
-	o, _, err := db.CreateOrder(ctx, storeID, newOrder(flow), packline.Actor{Type: packline.ActorCustomer}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	o := placed(t, db, storeID, newOrder(flow))
 	send := func(event string, actor packline.Actor) {
 		t.Helper()
 		if _, err := db.ApplyEvent(ctx, storeID, o.ID, store.EventInput{Event: event, Actor: actor}); err != nil {
@@ -66,7 +62,7 @@ func update(sh store.Shipment, st couriers.Status, at time.Time) couriers.Update
 
 func timelineEvents(t *testing.T, db *store.DB, orderID string) []string {
 	t.Helper()
-	tl, err := db.Timeline(context.Background(), orderID)
+	tl, err := db.Timeline(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +77,7 @@ func timelineEvents(t *testing.T, db *store.DB, orderID string) []string {
 // belongs to one order.
 func TestCreateShipmentOncePerOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o := confirmed(t, db, s)
 		var wg sync.WaitGroup
@@ -132,12 +128,9 @@ func TestCreateShipmentOncePerOrder(t *testing.T) {
 // no store).
 func TestShipmentReads(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
-		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := newStore(t, db, "other")
 		_, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		if got, err := db.GetShipment(ctx, s.ID, sh.ID); err != nil || got.TrackingNumber != sh.TrackingNumber {
 			t.Fatalf("get: %+v %v", got, err)
@@ -169,7 +162,7 @@ func TestShipmentReads(t *testing.T) {
 // shipment only forward, deliver the order, and each is on the timeline.
 func TestRecordTracking(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		if o.Status != "shipped" {
@@ -257,7 +250,7 @@ func TestRecordTracking(t *testing.T) {
 // delivery, so the shipment moves and the order stays.
 func TestRecordTrackingPerFlow(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		t0 := time.Now().UTC().Truncate(time.Second)
 
@@ -292,7 +285,7 @@ func TestRecordTrackingPerFlow(t *testing.T) {
 // Callbacks racing with the same update record it once.
 func TestRecordTrackingRaced(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, sh := labelled(t, db, s.ID, "cash-on-delivery")
 		at := time.Now().UTC()
@@ -335,7 +328,7 @@ func TestRecordTrackingRaced(t *testing.T) {
 
 func TestStoreShipping(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		got, err := db.StoreShipping(ctx, s.ID)
 		if err != nil || got.StoreName != "shop" || got.From != nil || got.Courier != "" {

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -21,18 +20,34 @@ func newOrder(flow string, lines ...packline.Line) packline.Order {
 func setup(t *testing.T, dialect string) (*store.DB, store.Store) {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
-	s, _, _, err := db.CreateStore(context.Background(), "shop", "cash-on-delivery")
+	return db, newStore(t, db, "shop")
+}
+
+// newStore creates a cash-on-delivery store named name.
+func newStore(t *testing.T, db *store.DB, name string) store.Store {
+	t.Helper()
+	s, _, _, err := db.CreateStore(t.Context(), name, "cash-on-delivery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db, s
+	return s
+}
+
+// placed is the order o as the customer placed it in the store.
+func placed(t *testing.T, db *store.DB, storeID string, o packline.Order) *packline.Order {
+	t.Helper()
+	got, _, err := db.CreateOrder(t.Context(), storeID, o, packline.Actor{Type: packline.ActorCustomer}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func code(err error) string { return packline.ErrorCode(err) }
 
 func TestCreateOrderCommitsTimelineAndOutbox(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		o, created, err := db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
 		if err != nil || !created {
@@ -80,7 +95,7 @@ func TestCreateOrderCommitsTimelineAndOutbox(t *testing.T) {
 
 func TestApplyEventTransitionsAndOwesEffects(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		merchant := packline.Actor{Type: packline.ActorMerchant, ID: "key_1"}
 		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), merchant, nil)
@@ -121,7 +136,7 @@ func TestApplyEventTransitionsAndOwesEffects(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		a := packline.Actor{Type: packline.ActorCustomer}
 		first, created, err := db.CreateOrder(ctx, s.ID, newOrder(""), a, &store.Idempotency{Key: "k1", RequestHash: "h1"})
@@ -163,7 +178,7 @@ func TestIdempotencyKey(t *testing.T) {
 // none is lost; with an expected version, one wins and the rest see a conflict.
 func TestConcurrentEventsSerialize(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
 		m := packline.Actor{Type: packline.ActorMerchant}
 		o, _, err := db.CreateOrder(ctx, s.ID, newOrder(""), m, nil)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,12 +14,9 @@ import (
 
 func TestWebhookEndpointsCRUD(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db, s := setup(t, dialect)
-		other, _, _, err := db.CreateStore(ctx, "other", "cash-on-delivery")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := newStore(t, db, "other")
 		ep, err := db.CreateWebhookEndpoint(ctx, s.ID, "https://shop.example/hooks", "whsec_x", []string{"order.*"})
 		if err != nil || !strings.HasPrefix(ep.ID, "we_") || !ep.Enabled() {
 			t.Fatalf("create %+v %v", ep, err)
@@ -68,17 +64,13 @@ type hookFixture struct {
 
 func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	db := storetest.Open(t, dialect, opts)
-	s, _, _, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, db, "shop")
 	f := hookFixture{db: db, s: s}
-	if f.order, _, err = db.CreateOrder(ctx, s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil); err != nil {
-		t.Fatal(err)
-	}
+	f.order = placed(t, db, s.ID, newOrder(""))
 	f.effectID = effectOf(t, db, f.order.ID, "webhook:deliver")
+	var err error
 	if f.a, err = db.CreateWebhookEndpoint(ctx, s.ID, "https://a.example/hooks", "whsec_a", []string{"order.*"}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +82,7 @@ func newHookFixture(t *testing.T, dialect string, opts store.Options) hookFixtur
 
 func (f hookFixture) fanOut(t *testing.T) map[string]store.WebhookDelivery {
 	t.Helper()
-	ds, err := f.db.CreateWebhookDeliveries(context.Background(), store.NewWebhookMessage{EffectID: f.effectID, MessageID: "msg_1",
+	ds, err := f.db.CreateWebhookDeliveries(t.Context(), store.NewWebhookMessage{EffectID: f.effectID, MessageID: "msg_1",
 		EventType: "order.pending", Payload: []byte(`{"type":"order.pending","timestamp":"2026-01-02T03:04:05Z","data":{}}`),
 		Endpoints: []string{f.a.ID, f.b.ID}})
 	if err != nil {
@@ -109,7 +101,7 @@ func (f hookFixture) fanOut(t *testing.T) map[string]store.WebhookDelivery {
 // attemptRows returns the order's webhook attempt rows by id.
 func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.OutboxRow {
 	t.Helper()
-	rows, err := db.Outbox(context.Background(), orderID)
+	rows, err := db.Outbox(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +126,7 @@ func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.Ou
 // caller's RetryIn.
 func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		f := newHookFixture(t, dialect, store.Options{})
 		ds := f.fanOut(t)
 		again := f.fanOut(t)
@@ -214,7 +206,7 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 // does failing past ShouldDisable.
 func TestWebhookEndpointDisabled(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		f := newHookFixture(t, dialect, store.Options{})
 		ds := f.fanOut(t)
 
@@ -233,10 +225,7 @@ func TestWebhookEndpointDisabled(t *testing.T) {
 
 		// Endpoint b fails long enough to be disabled; its other pending
 		// delivery stops with it.
-		o2, _, err := f.db.CreateOrder(ctx, f.s.ID, newOrder(""), packline.Actor{Type: packline.ActorCustomer}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o2 := placed(t, f.db, f.s.ID, newOrder(""))
 		pending, err := f.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: effectOf(t, f.db, o2.ID, "webhook:deliver"),
 			MessageID: "msg_2", EventType: "order.pending", Payload: []byte(`{}`), Endpoints: []string{f.b.ID}})
 		if err != nil {

@@ -85,7 +85,7 @@ func message() webhooks.Message {
 }
 
 func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
 	return c
 }
@@ -305,7 +305,7 @@ func TestDeliverStoppedByCallerIsNotATimeout(t *testing.T) {
 		<-r.Context().Done()
 	})
 	c := webhooks.NewClient(webhooks.Options{AllowPrivate: true})
-	parent, cancel := context.WithCancel(context.Background())
+	parent, cancel := context.WithCancel(t.Context())
 	done := make(chan webhooks.Result)
 	go func() { done <- c.Deliver(parent, rcv.endpoint(), message()) }()
 	<-started

@@ -1,7 +1,6 @@
 package webhooks_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -224,7 +223,7 @@ func TestForbidden(t *testing.T) {
 
 func TestCheckURL(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	for raw, want := range map[string]error{
 		"https://93.184.215.14/hooks":      nil,
 		"http://[2606:4700:4700::1111]/x":  nil,

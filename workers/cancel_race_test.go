@@ -19,7 +19,7 @@ import (
 // netCharged is what the provider kept: successful charges less refunds.
 func netCharged(t *testing.T, db *store.DB, orderID string) (charged, refunded int64, voided bool) {
 	t.Helper()
-	ps, err := db.Payments(context.Background(), orderID)
+	ps, err := db.Payments(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func netCharged(t *testing.T, db *store.DB, orderID string) (charged, refunded i
 // allDone reports whether every payment effect of the order is done.
 func allDone(t *testing.T, db *store.DB, orderID string) bool {
 	t.Helper()
-	rows, err := db.Outbox(context.Background(), orderID)
+	rows, err := db.Outbox(t.Context(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func allDone(t *testing.T, db *store.DB, orderID string) bool {
 // check releases the hold.
 func TestCancelDuringChargeKeepsNoMoney(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db := fleettest.OpenDB(t, dialect, store.Options{})
 		cust := packline.Actor{Type: packline.ActorCustomer, ID: "key_customer"}
 		order := func(flow string) *packline.Order {

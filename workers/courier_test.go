@@ -67,7 +67,7 @@ var shipTo = &packline.Address{Line1: "12 rue Didouche Mourad", City: "Alger", C
 // address (or none).
 func (e *env) createShippable(method string, to *packline.Address) *packline.Order {
 	e.t.Helper()
-	o, _, err := e.db.CreateOrder(context.Background(), e.store.ID, packline.Order{
+	o, _, err := e.db.CreateOrder(e.t.Context(), e.store.ID, packline.Order{
 		ExternalID: "A-1001", Currency: "USD", Customer: packline.Customer{Name: "Amina B.", Phone: "+213555123456"},
 		ShippingAddress: to, Lines: []packline.Line{line("MUG-1", 1)}, PaymentMethod: method,
 	}, customer, nil)
@@ -89,7 +89,7 @@ func (e *env) toLabel(o *packline.Order, data map[string]any) {
 
 func (e *env) shipments(id string) []store.Shipment {
 	e.t.Helper()
-	shs, err := e.db.Shipments(context.Background(), id)
+	shs, err := e.db.Shipments(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func (e *env) labelRow(id string) store.EffectRow {
 	e.t.Helper()
 	for _, r := range e.waitSettled(id) {
 		if r.Type == tasks.TypeCourierLabel {
-			row, err := e.db.Effect(context.Background(), r.ID)
+			row, err := e.db.Effect(e.t.Context(), r.ID)
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestCourierLabelTwiceAndRacedIsOneLabel(t *testing.T) {
 				o := e.createShippable("", shipTo)
 				e.toLabel(o, nil)
 				task, effectID := e.taskFor(o.ID, tasks.TypeCourierLabel)
-				ctx := context.Background()
+				ctx := t.Context()
 				runTask(t, mux, task, mode)
 				calls, tns, req := c.calls()
 				if tns != 1 || (mode == "twice" && calls != 1) || req.Key != o.ID {
@@ -197,11 +197,11 @@ func TestCourierLabelShipsEachFlow(t *testing.T) {
 				if len(shs) != 1 || shs[0].Courier != "sandbox" || shs[0].Status != couriers.StatusPreTransit || shs[0].TrackingURL == "" {
 					t.Fatalf("shipments %+v", shs)
 				}
-				_, pdf, err := e.db.ShipmentLabel(context.Background(), e.store.ID, shs[0].ID)
+				_, pdf, err := e.db.ShipmentLabel(t.Context(), e.store.ID, shs[0].ID)
 				if err != nil || !bytes.HasPrefix(pdf, []byte("%PDF")) {
 					t.Fatalf("label %q… %v", pdf[:min(len(pdf), 8)], err)
 				}
-				tl, _ := e.db.Timeline(context.Background(), o.ID)
+				tl, _ := e.db.Timeline(t.Context(), o.ID)
 				var data map[string]any
 				for _, x := range tl {
 					if x.Event == "label_created" {
@@ -245,7 +245,7 @@ func TestCourierLabelGivesUp(t *testing.T) {
 				if row.Status != store.EffectFailed || row.Attempts != 1 {
 					t.Fatalf("label row %+v", row)
 				}
-				tl, _ := e.db.Timeline(context.Background(), o.ID)
+				tl, _ := e.db.Timeline(t.Context(), o.ID)
 				last := tl[len(tl)-1]
 				if last.Event != "note" || last.Actor.Type != packline.ActorSystem || !strings.Contains(last.Note, c.note) {
 					t.Fatalf("last timeline entry %+v", last)
@@ -265,7 +265,7 @@ func TestCourierLabelCancelledAndStoreSettings(t *testing.T) {
 		e := setup(t, dialect, "cash-on-delivery", setupOpts{noStart: true})
 		c := newCountingCourier(t)
 		mux := workers.NewMux(workers.Deps{DB: e.db.DB, Logger: fleettest.Logger(), Courier: c.handler(e.db.DB)})
-		ctx := context.Background()
+		ctx := t.Context()
 
 		o := e.createShippable("", shipTo)
 		e.toLabel(o, nil)

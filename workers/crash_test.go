@@ -36,7 +36,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	db, err := store.Open(ctx, os.Getenv("PACKLINE_HELPER_DB"), store.Options{Flows: reg})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -114,7 +114,7 @@ func TestWorkerKilledMidTask(t *testing.T) {
 				if n := e.stock("MUG-1"); n != 7 {
 					t.Fatalf("on hand %d, want 7", n)
 				}
-				ledger, _ := e.db.StockLedger(context.Background(), orderID)
+				ledger, _ := e.db.StockLedger(t.Context(), orderID)
 				if len(ledger) != 1 || count(e.events(orderID), "stock_taken") != 1 {
 					t.Fatalf("ledger %+v timeline %v", ledger, e.events(orderID))
 				}
@@ -145,13 +145,13 @@ func TestWorkerKilledMidTask(t *testing.T) {
 					t.Fatal(err)
 				}
 				cmd.Wait()
-				row, err := e.db.Effect(context.Background(), effectID)
+				row, err := e.db.Effect(t.Context(), effectID)
 				if err != nil || row.Status != store.EffectEnqueued {
 					t.Fatalf("after the kill: %+v %v", row, err)
 				}
 				f.StartWorker(t)
 				c.check(t, e, orderID, effectID)
-				row, err = e.db.Effect(context.Background(), effectID)
+				row, err = e.db.Effect(t.Context(), effectID)
 				if err != nil || row.Status != store.EffectDone || row.Deliveries < 2 {
 					t.Fatalf("after recovery: %+v %v", row, err)
 				}

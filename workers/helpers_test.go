@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,7 +42,7 @@ type setupOpts struct {
 func setup(t *testing.T, dialect, flow string, o setupOpts) *env {
 	t.Helper()
 	db := fleettest.OpenDB(t, dialect, o.store)
-	s, _, _, err := db.CreateStore(context.Background(), "shop", flow)
+	s, _, _, err := db.CreateStore(t.Context(), "shop", flow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +74,7 @@ func (e *env) create(method string, lines ...packline.Line) *packline.Order {
 	if len(lines) == 0 {
 		lines = []packline.Line{line("MUG-1", 2)}
 	}
-	o, _, err := e.db.CreateOrder(context.Background(), e.store.ID, packline.Order{
+	o, _, err := e.db.CreateOrder(e.t.Context(), e.store.ID, packline.Order{
 		Currency: "USD", Customer: packline.Customer{Name: "Ada", Email: "ada@example.com", Phone: "+15550100"},
 		Lines: lines, PaymentMethod: method,
 	}, customer, nil)
@@ -88,7 +87,7 @@ func (e *env) create(method string, lines ...packline.Line) *packline.Order {
 // send applies an event as actor and fails the test on an error.
 func (e *env) send(orderID, event string, actor packline.Actor, data map[string]any) *packline.Order {
 	e.t.Helper()
-	o, err := e.db.ApplyEvent(context.Background(), e.store.ID, orderID, store.EventInput{Event: event, Actor: actor, Data: data})
+	o, err := e.db.ApplyEvent(e.t.Context(), e.store.ID, orderID, store.EventInput{Event: event, Actor: actor, Data: data})
 	if err != nil {
 		e.t.Fatalf("%s: %v", event, err)
 	}
@@ -97,7 +96,7 @@ func (e *env) send(orderID, event string, actor packline.Actor, data map[string]
 
 func (e *env) order(id string) *packline.Order {
 	e.t.Helper()
-	o, err := e.db.GetOrder(context.Background(), e.store.ID, id)
+	o, err := e.db.GetOrder(e.t.Context(), e.store.ID, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -134,7 +133,7 @@ func (e *env) waitSettled(id string) []store.OutboxRow {
 	var rows []store.OutboxRow
 	fleettest.WaitFor(e.t, wait, "the effects of "+id+" to settle", func() bool {
 		var err error
-		rows, err = e.db.Outbox(context.Background(), id)
+		rows, err = e.db.Outbox(e.t.Context(), id)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -151,7 +150,7 @@ func (e *env) waitSettled(id string) []store.OutboxRow {
 // events lists the order's timeline events.
 func (e *env) events(id string) []string {
 	e.t.Helper()
-	tl, err := e.db.Timeline(context.Background(), id)
+	tl, err := e.db.Timeline(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -174,7 +173,7 @@ func count(ss []string, s string) int {
 
 func (e *env) stock(sku string) int64 {
 	e.t.Helper()
-	s, err := e.db.GetStock(context.Background(), e.store.ID, sku)
+	s, err := e.db.GetStock(e.t.Context(), e.store.ID, sku)
 	if packline.ErrorCode(err) == packline.ENOTFOUND {
 		return 0
 	}
@@ -186,14 +185,14 @@ func (e *env) stock(sku string) int64 {
 
 func (e *env) setStock(sku string, n int64) {
 	e.t.Helper()
-	if _, err := e.db.SetStock(context.Background(), e.store.ID, sku, n); err != nil {
+	if _, err := e.db.SetStock(e.t.Context(), e.store.ID, sku, n); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
 func (e *env) payments(id string) []store.Payment {
 	e.t.Helper()
-	ps, err := e.db.Payments(context.Background(), id)
+	ps, err := e.db.Payments(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -215,7 +214,7 @@ var systemActor = packline.Actor{Type: packline.ActorSystem, ID: "test"}
 // createShipDate places a wholesale order with a ship date.
 func (e *env) createShipDate(day string) *packline.Order {
 	e.t.Helper()
-	o, _, err := e.db.CreateOrder(context.Background(), e.store.ID, packline.Order{
+	o, _, err := e.db.CreateOrder(e.t.Context(), e.store.ID, packline.Order{
 		Currency: "USD", Customer: packline.Customer{Name: "Ada"}, Lines: []packline.Line{line("TEE-1", 10)}, ShipDate: day,
 	}, merchant, nil)
 	if err != nil {
@@ -240,7 +239,7 @@ func (e *env) waitEvent(id, event string) {
 // the other, "raced" four runs at once (two workers racing on one task).
 func runTask(t *testing.T, mux *asynq.ServeMux, task *asynq.Task, mode string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	if mode == "twice" {
 		for range 2 {
 			if err := mux.ProcessTask(ctx, task); err != nil {

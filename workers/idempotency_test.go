@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -91,7 +90,7 @@ func (e *env) snapshot(id string) snapshot {
 	if err := sq.Get(&s.Sandbox, `SELECT COUNT(*) FROM sandbox_payments`); err != nil {
 		e.t.Fatal(err)
 	}
-	l, err := e.db.StockLedger(context.Background(), id)
+	l, err := e.db.StockLedger(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -102,7 +101,7 @@ func (e *env) snapshot(id string) snapshot {
 // taskFor returns the task of the order's newest pending row of typ.
 func (e *env) taskFor(id, typ string) (*asynq.Task, string) {
 	e.t.Helper()
-	rows, err := e.db.Outbox(context.Background(), id)
+	rows, err := e.db.Outbox(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -131,7 +130,7 @@ func TestEachHandlerTwiceAndRacedIsOneEffect(t *testing.T) {
 				storetest.Each(t, func(t *testing.T, dialect string) {
 					e := setup(t, dialect, c.flow, setupOpts{noStart: true, store: store.Options{TimerScale: 0.000001}})
 					mux := workers.NewMux(workers.Deps{DB: e.db.DB, Logger: fleettest.Logger()})
-					ctx := context.Background()
+					ctx := t.Context()
 					var id string
 					run := func(typ string) {
 						task, _ := e.taskFor(id, typ)
@@ -196,7 +195,7 @@ func paymentKind(typ string) string {
 
 func (e *env) newestOrder() string {
 	e.t.Helper()
-	os, _, err := e.db.ListOrders(context.Background(), e.store.ID, store.ListFilter{Limit: 1})
+	os, _, err := e.db.ListOrders(e.t.Context(), e.store.ID, store.ListFilter{Limit: 1})
 	if err != nil || len(os) == 0 {
 		e.t.Fatalf("no order: %v", err)
 	}

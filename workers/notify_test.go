@@ -55,7 +55,7 @@ type notifyFixture struct {
 
 func newNotifyFixture(t *testing.T, dialect, merchantEmail string) notifyFixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	db := storetest.Open(t, dialect, store.Options{})
 	s, _, _, err := db.CreateStore(ctx, "Chez Amina", "cash-on-delivery")
 	if err != nil {
@@ -83,7 +83,7 @@ func (f notifyFixture) effect(t *testing.T, typ string) workers.Effect {
 
 func effectFor(t *testing.T, db *store.DB, orderID, typ string) workers.Effect {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	rows, err := db.Outbox(ctx, orderID)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func effectFor(t *testing.T, db *store.DB, orderID, typ string) workers.Effect {
 
 func (f notifyFixture) messages(t *testing.T) []store.Message {
 	t.Helper()
-	ms, err := f.db.OrderMessages(context.Background(), f.store.ID, f.order.ID)
+	ms, err := f.db.OrderMessages(t.Context(), f.store.ID, f.order.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func (f notifyFixture) messages(t *testing.T) []store.Message {
 // sent once.
 func TestNotifyHandlerRunTwiceSendsOneMessage(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		f := newNotifyFixture(t, dialect, "orders@chez-amina.example")
 		sender := &scriptedSender{}
 		n := workers.NewNotifier(f.db, workers.NotifierConfig{Email: sender, SMS: sender, EmailProvider: "scripted", Logger: fleettest.Logger()})
@@ -168,7 +168,7 @@ func TestNotifySandboxStoresTheMessage(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		f := newNotifyFixture(t, dialect, "orders@chez-amina.example")
 		n := workers.NewNotifier(f.db, workers.NotifierConfig{Logger: fleettest.Logger()})
-		if _, err := n.HandleEffect(context.Background(), f.effect(t, "notify:email")); err != nil {
+		if _, err := n.HandleEffect(t.Context(), f.effect(t, "notify:email")); err != nil {
 			t.Fatal(err)
 		}
 		ms := f.messages(t)
@@ -183,7 +183,7 @@ func TestNotifySandboxStoresTheMessage(t *testing.T) {
 // failure is retried, and sent once.
 func TestNotifySkippedPermanentAndTransient(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 
 		// The store has no email: new_order is skipped.
 		f := newNotifyFixture(t, dialect, "")
@@ -241,7 +241,7 @@ func TestNotifySkippedPermanentAndTransient(t *testing.T) {
 func TestNotifyEmailThroughSMTPToMailpit(t *testing.T) {
 	mp := notifytest.Mailpit(t)
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		merchantEmail := "orders-" + dialect + "@chez-amina.example"
 		sender, err := notify.NewSMTPSender(notify.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, Security: notify.SMTPPlain,
 			From: "packline <no-reply@packline.example>"})

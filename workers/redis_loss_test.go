@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ func TestRedisLostMidRun(t *testing.T) {
 				}
 				fleettest.WaitFor(t, wait, "every decrement to be enqueued", func() bool {
 					for _, id := range cod {
-						rows, _ := e.db.Outbox(context.Background(), id)
+						rows, _ := e.db.Outbox(t.Context(), id)
 						for _, r := range rows {
 							if r.Type == "stock:decrement" && r.Status != store.EffectEnqueued {
 								return false
@@ -75,7 +74,7 @@ func TestRedisLostMidRun(t *testing.T) {
 				}
 				c := e.redis.Client(t)
 				fleettest.WaitFor(t, wait, "queues registered again", func() bool {
-					ok, _ := c.SIsMember(context.Background(), "asynq:queues", "critical").Result()
+					ok, _ := c.SIsMember(t.Context(), "asynq:queues", "critical").Result()
 					return ok
 				})
 			})
@@ -91,7 +90,7 @@ func TestRedisFlushedPaymentOnce(t *testing.T) {
 			Relay: relay.Options{RedeliverAfter: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond}})
 		o := e.create(payments.MethodVisa)
 		fleettest.WaitFor(t, wait, "the confirm to be enqueued", func() bool {
-			rows, _ := e.db.Outbox(context.Background(), o.ID)
+			rows, _ := e.db.Outbox(t.Context(), o.ID)
 			return rows[0].Type == "payment:confirm" && rows[0].Status == store.EffectEnqueued
 		})
 		e.redis.Flush(t)

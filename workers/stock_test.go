@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 
@@ -30,7 +29,7 @@ func TestStockConcurrencyFortyOrdersTwentyFiveOnHand(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := e.db.ApplyEvent(context.Background(), e.store.ID, id, store.EventInput{Event: "confirm", Actor: merchant})
+				_, err := e.db.ApplyEvent(t.Context(), e.store.ID, id, store.EventInput{Event: "confirm", Actor: merchant})
 				errs <- err
 			}()
 		}
@@ -61,13 +60,13 @@ func TestStockConcurrencyFortyOrdersTwentyFiveOnHand(t *testing.T) {
 		if n := e.stock("LAMP-1"); n != 0 {
 			t.Fatalf("on hand %d", n)
 		}
-		taken, restored, err := e.db.StockMoved(context.Background(), e.store.ID, "LAMP-1")
+		taken, restored, err := e.db.StockMoved(t.Context(), e.store.ID, "LAMP-1")
 		if err != nil || taken != 25 || restored != 0 {
 			t.Fatalf("ledger taken %d restored %d %v", taken, restored, err)
 		}
 		for _, id := range ids {
 			o := e.order(id)
-			ledger, err := e.db.StockLedger(context.Background(), id)
+			ledger, err := e.db.StockLedger(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +91,7 @@ func TestStockShortNamesEverySKU(t *testing.T) {
 		o := e.create("", line("A", 3), line("B", 2), line("C", 1))
 		e.send(o.ID, "confirm", merchant, nil)
 		e.waitStatus(o.ID, "on_hold")
-		tl, err := e.db.Timeline(context.Background(), o.ID)
+		tl, err := e.db.Timeline(t.Context(), o.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

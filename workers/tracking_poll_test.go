@@ -50,7 +50,7 @@ func (c *pollingCourier) set(n string, s couriers.Status, at time.Time) {
 // moves it back, and delivered shipments are no longer asked about.
 func TestTrackingPollerMovesOrders(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		db := fleettest.OpenDB(t, dialect, store.Options{}).DB
 		s, _, _, err := db.CreateStore(ctx, "shop", "cash-on-delivery")
 		if err != nil {

@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -114,7 +113,7 @@ func setupHooks(t *testing.T, dialect string, opts store.Options, merchantEmail 
 
 func setupHooksWith(t *testing.T, dialect string, opts store.Options, merchantEmail string, clientTimeout time.Duration, rcv *hookReceiver) *hookEnv {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	e := setup(t, dialect, "cash-on-delivery", setupOpts{store: opts, noStart: true})
 	h := &hookEnv{env: e, rcv: rcv, notices: &scriptedSender{}}
 	if merchantEmail != "" {
@@ -137,7 +136,7 @@ func setupHooksWith(t *testing.T, dialect string, opts store.Options, merchantEm
 
 func (h *hookEnv) deliveries() []store.WebhookDelivery {
 	h.t.Helper()
-	ds, _, err := h.db.WebhookDeliveries(context.Background(), h.store.ID, h.endpoint.ID, 100, "")
+	ds, _, err := h.db.WebhookDeliveries(h.t.Context(), h.store.ID, h.endpoint.ID, 100, "")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -149,7 +148,7 @@ func (h *hookEnv) deliveries() []store.WebhookDelivery {
 func (h *hookEnv) waitHooksSettled(orderID string) {
 	h.t.Helper()
 	fleettest.WaitFor(h.t, wait, "the webhooks of "+orderID+" to settle", func() bool {
-		rows, err := h.db.Outbox(context.Background(), orderID)
+		rows, err := h.db.Outbox(h.t.Context(), orderID)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -164,7 +163,7 @@ func (h *hookEnv) waitHooksSettled(orderID string) {
 
 func (h *hookEnv) endpointNow() store.WebhookEndpoint {
 	h.t.Helper()
-	ep, err := h.db.WebhookEndpoint(context.Background(), h.store.ID, h.endpoint.ID)
+	ep, err := h.db.WebhookEndpoint(h.t.Context(), h.store.ID, h.endpoint.ID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -257,7 +256,7 @@ func TestWebhookReceiverFailsTimesOutThenSucceeds(t *testing.T) {
 
 		// Replay the first event: one more attempt, same id, same body.
 		d := ds[len(ds)-1]
-		if _, err := h.db.ReplayWebhookDelivery(context.Background(), h.store.ID, h.endpoint.ID, d.ID); err != nil {
+		if _, err := h.db.ReplayWebhookDelivery(t.Context(), h.store.ID, h.endpoint.ID, d.ID); err != nil {
 			t.Fatal(err)
 		}
 		fleettest.WaitFor(t, wait, "the replay to be delivered", func() bool {
@@ -287,7 +286,7 @@ func TestWebhookReceiverFailsTimesOutThenSucceeds(t *testing.T) {
 // the merchant is emailed.
 func TestWebhookGoneDisablesEndpointAndTellsMerchant(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		h := setupHooks(t, dialect, store.Options{TimerScale: 0.001}, "dev@shop.example", 5*time.Second, 410)
 		o := h.create("")
 		fleettest.WaitFor(t, wait, "the endpoint to be disabled", func() bool { return !h.endpointNow().Enabled() })
@@ -324,7 +323,7 @@ func TestWebhookGoneDisablesEndpointAndTellsMerchant(t *testing.T) {
 // disabled; a store with no email to tell has it logged and recorded.
 func TestWebhookEndpointFailingFiveDaysIsDisabled(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		clock := &offsetClock{}
 		const scale = 0.0001 // five days: 43 s
 		h := setupHooks(t, dialect, store.Options{Now: clock.now, TimerScale: scale}, "", 5*time.Second, 503)

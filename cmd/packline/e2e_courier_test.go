@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -211,7 +210,7 @@ func TestDevCourierPlayOff(t *testing.T) {
 	f.send(id, "ship", nil)
 	sh := shipment(f.waitStatus(id, "shipped"))
 
-	req, err := sandbox.NewCallbackRequest(context.Background(), f.api+"/v1/couriers/sandbox/callbacks", testCourierSecret,
+	req, err := sandbox.NewCallbackRequest(t.Context(), f.api+"/v1/couriers/sandbox/callbacks", testCourierSecret,
 		sh["tracking_number"].(string), couriers.StatusDelivered, time.Now().Add(time.Second), time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,9 +14,6 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
-	"github.com/packline/packline/flows"
-	"github.com/packline/packline/store"
 )
 
 // webhookSink is a merchant's webhook endpoint on 127.0.0.1 (dev allows
@@ -303,21 +299,16 @@ func TestCreateStoreWithEmail(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	reg, _ := flows.Builtin()
-	db, err := store.Open(context.Background(), env["DATABASE_URL"], store.Options{Flows: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := cliDB(t, env)
 	mk := regexp.MustCompile(`merchant key:\s+(\S+)`).FindStringSubmatch(out)
 	if mk == nil {
 		t.Fatalf("no merchant key in:\n%s", out)
 	}
-	k, err := db.Authenticate(context.Background(), mk[1])
+	k, err := db.Authenticate(t.Context(), mk[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := db.StoreContact(context.Background(), k.StoreID); err != nil || c.Email != "orders@copper.example" {
+	if c, err := db.StoreContact(t.Context(), k.StoreID); err != nil || c.Email != "orders@copper.example" {
 		t.Fatalf("store contact %+v %v", c, err)
 	}
 }

@@ -10,32 +10,14 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/packline/packline/internal/testio"
 	"github.com/packline/packline/redistest"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 )
-
-// syncBuffer is an io.Writer the test can read while dev writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fleet is a running `packline dev` and a client for its API.
 type fleet struct {
@@ -43,8 +25,8 @@ type fleet struct {
 	api     string
 	ops     string
 	sf, mk  string
-	logs    *syncBuffer
-	stdout  *syncBuffer
+	logs    *testio.SyncBuffer
+	stdout  *testio.SyncBuffer
 	stopped chan error
 }
 
@@ -72,7 +54,7 @@ func startDev(t *testing.T, backing string, env map[string]string) *fleet {
 	for k, v := range env {
 		vars[k] = v
 	}
-	f := &fleet{t: t, logs: &syncBuffer{}, stdout: &syncBuffer{}, stopped: make(chan error, 1)}
+	f := &fleet{t: t, logs: &testio.SyncBuffer{}, stdout: &testio.SyncBuffer{}, stopped: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	args := []string{"dev", "-http", "127.0.0.1:0", "-ops", "127.0.0.1:0", "-data", t.TempDir()}
 	go func() { f.stopped <- run(ctx, args, func(k string) string { return vars[k] }, f.stdout, f.logs) }()

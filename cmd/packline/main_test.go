@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,8 +14,21 @@ import (
 func runCmd(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	err := run(t.Context(), args, func(k string) string { return env[k] }, &out, &errOut)
 	return out.String() + errOut.String(), err
+}
+
+// cliDB opens the database the commands under test were pointed at
+// (env's DATABASE_URL, migrated by them), closed when the test ends.
+func cliDB(t *testing.T, env map[string]string) *store.DB {
+	t.Helper()
+	reg, _ := flows.Builtin()
+	db, err := store.Open(t.Context(), env["DATABASE_URL"], store.Options{Flows: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func TestCommandLine(t *testing.T) {
@@ -77,14 +89,9 @@ func TestMigrateAndCreateStore(t *testing.T) {
 	if sf == nil || mk == nil {
 		t.Fatalf("keys not printed:\n%s", out)
 	}
-	reg, _ := flows.Builtin()
-	db, err := store.Open(context.Background(), env["DATABASE_URL"], store.Options{Flows: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := cliDB(t, env)
 	for key, scope := range map[string]store.Scope{sf[1]: store.ScopeStorefront, mk[1]: store.ScopeMerchant} {
-		k, err := db.Authenticate(context.Background(), key)
+		k, err := db.Authenticate(t.Context(), key)
 		if err != nil || k.Scope != scope {
 			t.Fatalf("%s: %v %v", scope, k, err)
 		}

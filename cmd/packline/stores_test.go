@@ -5,9 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/packline/packline/flows"
-	"github.com/packline/packline/store"
 )
 
 // stores set-rate-limit sets a store's limit (burst twice the rate unless
@@ -25,12 +22,7 @@ func TestStoresSetRateLimit(t *testing.T) {
 	if sf == nil {
 		t.Fatalf("no key printed:\n%s", out)
 	}
-	reg, _ := flows.Builtin()
-	db, err := store.Open(t.Context(), env["DATABASE_URL"], store.Options{Flows: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := cliDB(t, env)
 	limitOf := func() (rate float64, burst int) {
 		t.Helper()
 		k, err := db.Authenticate(t.Context(), sf[1])

@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -46,7 +45,7 @@ func labelRequest(key string) couriers.LabelRequest {
 func TestCreateLabelIsIdempotent(t *testing.T) {
 	t.Parallel()
 	c := newCourier(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, err := c.CreateLabel(ctx, labelRequest("ord_1"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +95,7 @@ func TestCreateLabelRefusesIncompleteRequest(t *testing.T) {
 	} {
 		req := labelRequest("ord_1")
 		mutate(&req)
-		if _, err := c.CreateLabel(context.Background(), req); !errors.Is(err, couriers.ErrInvalidRequest) {
+		if _, err := c.CreateLabel(t.Context(), req); !errors.Is(err, couriers.ErrInvalidRequest) {
 			t.Errorf("CreateLabel(%+v) = %v, want ErrInvalidRequest", req, err)
 		}
 	}
@@ -108,7 +107,7 @@ func TestCreateLabelRefusesIncompleteRequest(t *testing.T) {
 func TestLabelIsA4x6PDF(t *testing.T) {
 	t.Parallel()
 	c := newCourier(t)
-	l, err := c.CreateLabel(context.Background(), labelRequest("ord_label"))
+	l, err := c.CreateLabel(t.Context(), labelRequest("ord_label"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +175,7 @@ func TestLabelSurvivesAwkwardText(t *testing.T) {
 	req.To.Name = `Ahmed (بن علي) \ "the" ) ( ` + strings.Repeat("very long name ", 10)
 	req.To.Address.Line1 = strings.Repeat("Cité 500 logements bâtiment 12 ", 6)
 	req.To.Address.Line2 = "line\nwith\tcontrol\x00chars"
-	l, err := c.CreateLabel(context.Background(), req)
+	l, err := c.CreateLabel(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +207,7 @@ func TestParseCallback(t *testing.T) {
 	c := newCourier(t)
 	now := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
 	occurred := now.Add(-time.Minute)
-	req, err := sandbox.NewCallbackRequest(context.Background(), "http://127.0.0.1/v1/couriers/sandbox/callbacks",
+	req, err := sandbox.NewCallbackRequest(t.Context(), "http://127.0.0.1/v1/couriers/sandbox/callbacks",
 		secret, "SB000000000000000042", couriers.StatusOutForDelivery, occurred, now)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +258,7 @@ func TestParseCallback(t *testing.T) {
 			t.Errorf("%s: ParseCallback = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if _, err := c.Track(context.Background(), "SB1"); !errors.Is(err, couriers.ErrUnsupported) {
+	if _, err := c.Track(t.Context(), "SB1"); !errors.Is(err, couriers.ErrUnsupported) {
 		t.Fatalf("Track = %v, want ErrUnsupported", err)
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/packline/packline/internal/testio"
 )
 
 var tools sync.Map // name → func() (string, error)
@@ -91,29 +93,12 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // StartPeer runs a server and waits until ready reports true, for at most
 // limit. It gives up at once if the process exits. The process is stopped
 // when the test ends.
 func StartPeer(t testing.TB, limit time.Duration, ready func() bool, name string, args ...string) error {
 	t.Helper()
-	cmd, out, done := exec.Command(name, args...), &syncBuffer{}, make(chan struct{})
+	cmd, out, done := exec.Command(name, args...), &testio.SyncBuffer{}, make(chan struct{})
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err

@@ -77,7 +77,7 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 	defer rc.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		err := rc.Ping(ctx).Err()
 		cancel()
 		if err == nil {

@@ -63,7 +63,7 @@ func URL(t testing.TB, dialect string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
@@ -89,6 +89,13 @@ func URL(t testing.TB, dialect string) string {
 // opts.Flows defaults to the built-in flows.
 func Open(t testing.TB, dialect string, opts store.Options) *store.DB {
 	t.Helper()
+	return OpenURL(t, URL(t, dialect), opts)
+}
+
+// OpenURL is Open on a URL of the caller's (from URL, or one another process
+// of the same test opens too).
+func OpenURL(t testing.TB, url string, opts store.Options) *store.DB {
+	t.Helper()
 	if opts.Flows == nil {
 		r, err := flows.Builtin()
 		if err != nil {
@@ -96,8 +103,8 @@ func Open(t testing.TB, dialect string, opts store.Options) *store.DB {
 		}
 		opts.Flows = r
 	}
-	ctx := context.Background()
-	db, err := store.Open(ctx, URL(t, dialect), opts)
+	ctx := t.Context()
+	db, err := store.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/packline/packline/flows"
 	"github.com/packline/packline/relay"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
@@ -56,27 +55,11 @@ func OpenDB(t testing.TB, dialect string, opts store.Options) *DB {
 // test opens the same database with it).
 func OpenURL(t testing.TB, url string, opts store.Options) *DB {
 	t.Helper()
-	if opts.Flows == nil {
-		r, err := flows.Builtin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Flows = r
-	}
 	w := &relay.Waker{}
 	if opts.OnOutbox == nil {
 		opts.OnOutbox = w.Wake
 	}
-	ctx := context.Background()
-	db, err := store.Open(ctx, url, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &DB{DB: db, URL: url, Waker: w}
+	return &DB{DB: storetest.OpenURL(t, url, opts), URL: url, Waker: w}
 }
 
 // Options configure a test fleet.
