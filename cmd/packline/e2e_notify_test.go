@@ -219,8 +219,15 @@ func TestNotificationsAndWebhooksEndToEnd(t *testing.T) {
 			// The delivery log says the same (once the last attempt is
 			// recorded, just after the receiver answered): one delivered
 			// delivery per event, each in one attempt.
+			// The order.* endpoint, found by its URL: two endpoints made in
+			// the same millisecond list in either order.
 			_, eps := f.call("GET", "/v1/webhook-endpoints", f.mk, nil)
-			epID := eps["webhook_endpoints"].([]any)[0].(obj)["id"].(string)
+			epID := ""
+			for _, ep := range eps["webhook_endpoints"].([]any) {
+				if ep := ep.(obj); ep["url"] == all.URL+"/hooks" {
+					epID = ep["id"].(string)
+				}
+			}
 			var mine []obj
 			f.waitFor("the delivery log to show five deliveries", 60*time.Second, func() bool {
 				_, log := f.call("GET", "/v1/webhook-endpoints/"+epID+"/deliveries", f.mk, nil)
