@@ -54,6 +54,9 @@ type DB struct {
 	opts    Options
 	// notifier wakes relays in other processes (PostgreSQL only).
 	notifier *outboxNotifier
+	// relaxed is the pool for bookkeeping a database crash may lose without
+	// harm (see openRelaxed); db itself on SQLite.
+	relaxed *sqlx.DB
 }
 
 // Open connects to a database URL: postgres://… (or postgresql://…) or
@@ -108,11 +111,45 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	out := &DB{db: db, dialect: dialect, opts: opts}
+	out := &DB{db: db, dialect: dialect, opts: opts, relaxed: db}
 	if dialect == Postgres {
+		if out.relaxed, err = openRelaxed(rawURL); err != nil {
+			db.Close()
+			return nil, err
+		}
 		out.notifier = newOutboxNotifier(db)
 	}
 	return out, nil
+}
+
+// openRelaxed opens a second, small PostgreSQL pool whose commits do not
+// wait for the WAL to reach the disk (synchronous_commit=off), for writes a
+// database crash may lose without harm: the relay's claims of outbox rows
+// (a lost claim leaves the row pending, and it is handed over again under
+// the same task id) and a worker's start mark (a lost one makes the sweep
+// ask Asynq about a running task). Every write that decides anything, an
+// effect's completion first, stays on the durable pool; and WAL order
+// makes a relaxed commit durable as soon as any later durable one is.
+//
+// On this machine's disk a commit waits about as long as the rest of a
+// worker's round trips together: the "asynq + one PostgreSQL transaction"
+// reference is bound by it.
+func openRelaxed(rawURL string) (*sqlx.DB, error) {
+	u, err := url.Parse(withBinaryParameters(rawURL))
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	q := u.Query()
+	q.Set("synchronous_commit", "off")
+	u.RawQuery = q.Encode()
+	db, err := sqlx.Open("postgres", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	db.SetMaxOpenConns(10)
+	db.SetMaxIdleConns(5)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
 }
 
 // withBinaryParameters adds binary_parameters=yes to a PostgreSQL URL that
@@ -137,6 +174,9 @@ func withBinaryParameters(rawURL string) string {
 func (db *DB) Close() error {
 	if db.notifier != nil {
 		db.notifier.close()
+	}
+	if db.relaxed != db.db {
+		db.relaxed.Close()
 	}
 	return db.db.Close()
 }

@@ -82,7 +82,7 @@ func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([
 	args := append([]any{now, now}, targs...)
 	args = append(args, limit)
 	var rows []EffectRow
-	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+	if err := db.relaxed.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("claim due effects: %w", err)
 	}
 	for i := range rows {
@@ -111,7 +111,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 	args := append([]any{now, cutoff, cutoff}, targs...)
 	args = append(args, limit)
 	var rows []EffectRow
-	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+	if err := db.relaxed.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("claim stale effects: %w", err)
 	}
 	for i := range rows {
@@ -122,7 +122,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 
 // MarkRedelivered records that an enqueued row was handed to Asynq again.
 func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
+	_, err := db.relaxed.ExecContext(ctx, db.rebind(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
 		WHERE id = ? AND status = 'enqueued'`), db.Now(), id)
 	if err != nil {
 		return fmt.Errorf("mark effect %s redelivered: %w", id, err)
@@ -164,7 +164,7 @@ func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, 
 // already: the caller has nothing to do. ENOTFOUND when there is no row.
 func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error) {
 	var ids []string
-	err = db.db.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING id`), db.Now(), id)
+	err = db.relaxed.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING id`), db.Now(), id)
 	if err != nil {
 		return false, fmt.Errorf("start effect %s: %w", id, err)
 	}
