@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // postgres driver
+	"github.com/lib/pq"
 	"github.com/packline/packline/flows"
 	"github.com/packline/packline/migrations"
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // sqlite driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialects.
@@ -294,11 +295,20 @@ func NewID(prefix string, now time.Time) string {
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
-// isUniqueViolation reports a unique-constraint failure in either dialect.
+// isUniqueViolation reports a unique-constraint failure in either dialect,
+// by the driver's error code: PostgreSQL's SQLSTATE 23505, SQLite's
+// extended codes for a UNIQUE or PRIMARY KEY constraint.
 func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "23505"
 	}
-	s := err.Error()
-	return strings.Contains(s, "duplicate key value") || strings.Contains(s, "UNIQUE constraint failed")
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
 }
