@@ -22,7 +22,14 @@ lint: ## gofmt and go vet
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint ## lint, every test (PostgreSQL/Redis when TEST_DATABASE_URL/TEST_REDIS_URL are set, else SQLite and in-process Redis), and a short fuzz run
+# The PostgreSQL make test uses when TEST_DATABASE_URL is unset, if it answers.
+LOCAL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+test: lint ## lint, every test (on SQLite and, when one answers, PostgreSQL: TEST_DATABASE_URL or a local one; Redis when TEST_REDIS_URL is set), and a short fuzz run
+	@if [ -z "$$TEST_DATABASE_URL" ] && command -v psql >/dev/null && psql "$(LOCAL_TEST_DATABASE_URL)" -tAc 'select 1' >/dev/null 2>&1; then \
+	  echo "make test: TEST_DATABASE_URL is unset; the local PostgreSQL answers, so the tests run on it too ($(LOCAL_TEST_DATABASE_URL))"; \
+	  export TEST_DATABASE_URL='$(LOCAL_TEST_DATABASE_URL)'; \
+	fi; \
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	$(MAKE) fuzz
 
