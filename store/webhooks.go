@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -293,8 +294,11 @@ func (db *DB) scheduleAttempt(ctx context.Context, tx *sqlx.Tx, d WebhookDeliver
 
 // NewWebhookMessage is one event to deliver to some of a store's endpoints.
 type NewWebhookMessage struct {
-	// EffectID is the webhook:deliver effect that owes the message.
+	// EffectID is the webhook:deliver effect that owes the message, of
+	// OrderID and StoreID (read from the effect's row when empty).
 	EffectID string
+	OrderID  string
+	StoreID  string
 	// MessageID is the webhook-id (webhooks.MessageID of the effect id).
 	MessageID string
 	EventType string
@@ -305,45 +309,47 @@ type NewWebhookMessage struct {
 }
 
 // CreateWebhookDeliveries makes one delivery per (message, endpoint), in
-// one transaction, and returns the message's deliveries. The caller makes
+// one statement, and returns those deliveries, oldest first. The caller makes
 // the first attempt of each (workers.Webhooks does, before it marks the
 // effect done); the next ones are outbox rows that RecordWebhookAttempt
 // schedules. Run again for the same message it adds nothing: a delivery
 // that exists keeps its payload and progress.
 func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) ([]WebhookDelivery, error) {
 	now := db.Now()
-	var out []WebhookDelivery
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	if len(m.Endpoints) == 0 {
+		return nil, nil
+	}
+	if m.OrderID == "" || m.StoreID == "" {
 		var eff struct {
 			OrderID string `db:"order_id"`
 			StoreID string `db:"store_id"`
 		}
-		if err := tx.GetContext(ctx, &eff, db.rebind(`SELECT order_id, store_id FROM outbox WHERE id = ?`), m.EffectID); err != nil {
+		if err := db.db.GetContext(ctx, &eff, db.rebind(`SELECT order_id, store_id FROM outbox WHERE id = ?`), m.EffectID); err != nil {
 			if isNoRows(err) {
-				return packline.Errorf(packline.ENOTFOUND, "effect %s not found", m.EffectID)
+				return nil, packline.Errorf(packline.ENOTFOUND, "effect %s not found", m.EffectID)
 			}
-			return fmt.Errorf("read effect %s: %w", m.EffectID, err)
+			return nil, fmt.Errorf("read effect %s: %w", m.EffectID, err)
 		}
-		for _, ep := range m.Endpoints {
-			_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO webhook_deliveries (id, message_id, endpoint_id, store_id, order_id,
-				effect_id, event_type, payload, status, next_attempt_at, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (message_id, endpoint_id) DO NOTHING`),
-				NewID("whd", now), m.MessageID, ep, eff.StoreID, eff.OrderID, m.EffectID, m.EventType, string(m.Payload), now, now)
-			if err != nil {
-				return fmt.Errorf("create webhook delivery: %w", err)
-			}
-		}
-		if err := tx.SelectContext(ctx, &out, db.rebind(`SELECT `+deliveryColumns+` FROM webhook_deliveries
-			WHERE message_id = ? ORDER BY id`), m.MessageID); err != nil {
-			return fmt.Errorf("read webhook deliveries of %s: %w", m.MessageID, err)
-		}
-		for i := range out {
-			out[i].utc()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		m.OrderID, m.StoreID = eff.OrderID, eff.StoreID
+	}
+	rows := make([][]any, len(m.Endpoints))
+	for i, ep := range m.Endpoints {
+		rows[i] = []any{NewID("whd", now), m.MessageID, ep, m.StoreID, m.OrderID, m.EffectID, m.EventType, string(m.Payload), DeliveryPending, now, now}
+	}
+	// One statement, inserted and existing rows alike: the no-op update
+	// on a conflict is what makes RETURNING give back a delivery an
+	// earlier run made, with its payload and progress untouched.
+	b := &batch{}
+	b.insertRows("webhook_deliveries", []string{"id", "message_id", "endpoint_id", "store_id", "order_id", "effect_id",
+		"event_type", "payload", "status", "next_attempt_at", "created_at"}, rows,
+		`ON CONFLICT (message_id, endpoint_id) DO UPDATE SET message_id = excluded.message_id RETURNING `+deliveryColumns)
+	var out []WebhookDelivery
+	if err := db.db.SelectContext(ctx, &out, db.rebind(b.stmts[0].query), b.stmts[0].args...); err != nil {
+		return nil, fmt.Errorf("create webhook deliveries of %s: %w", m.MessageID, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	for i := range out {
+		out[i].utc()
 	}
 	return out, nil
 }
@@ -489,8 +495,16 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 				return err
 			}
 		}
-		res.Delivery, err = db.deliveryByID(ctx, tx, d.ID, false)
-		return err
+		d.Status, d.Attempts, d.LastStatusCode, d.LastError = status, rec.Attempt, rec.StatusCode, truncate(rec.Error)
+		d.NextAttemptAt = sql.NullTime{}
+		if next != nil {
+			d.NextAttemptAt = sql.NullTime{Time: next.UTC(), Valid: true}
+		}
+		if deliveredAt != nil {
+			d.DeliveredAt = sql.NullTime{Time: deliveredAt.UTC(), Valid: true}
+		}
+		res.Delivery = d
+		return nil
 	})
 	if errors.Is(err, errNotRecorded) {
 		return res, nil

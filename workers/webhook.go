@@ -145,7 +145,7 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	ds, err := w.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: e.ID, MessageID: msg.ID,
+	ds, err := w.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: e.ID, OrderID: e.OrderID, StoreID: e.StoreID, MessageID: msg.ID,
 		EventType: msg.Type, Payload: body, Endpoints: ids})
 	if err != nil {
 		return err
