@@ -78,16 +78,21 @@ func (db *DB) RecordMessage(ctx context.Context, m Message) (Message, error) {
 	if m.Status == MessageSent {
 		sentAt = &now
 	}
-	_, err := db.db.ExecContext(ctx, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
+	var stored Message
+	err := db.db.GetContext(ctx, &stored, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
 		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
 		created_at, sent_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING `+messageColumns),
 		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
 		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error), now, sentAt)
 	if err != nil {
 		return Message{}, fmt.Errorf("record message %s: %w", m.Key, err)
 	}
-	return db.MessageByKey(ctx, m.Key)
+	// A row of the key that exists comes back as it is: the no-op update
+	// is what makes RETURNING give it.
+	stored.utc()
+	return stored, nil
 }
 
 // MessageByKey returns the message of a key; ENOTFOUND when there is none.
@@ -110,14 +115,18 @@ func (db *DB) MessageByKey(ctx context.Context, key string) (Message, error) {
 // lease on it has not run out: then the caller must not send.
 func (db *DB) ClaimMessage(ctx context.Context, key string, lease time.Duration) (m Message, claimed bool, err error) {
 	now := db.Now()
-	r, err := db.db.ExecContext(ctx, db.rebind(`UPDATE messages SET attempts = attempts + 1, locked_until = ?
-		WHERE key = ? AND status = 'sending' AND (locked_until IS NULL OR locked_until < ?)`), now.Add(lease), key, now)
+	var rows []Message
+	err = db.db.SelectContext(ctx, &rows, db.rebind(`UPDATE messages SET attempts = attempts + 1, locked_until = ?
+		WHERE key = ? AND status = 'sending' AND (locked_until IS NULL OR locked_until < ?) RETURNING `+messageColumns), now.Add(lease), key, now)
 	if err != nil {
 		return Message{}, false, fmt.Errorf("claim message %s: %w", key, err)
 	}
-	n, _ := r.RowsAffected()
+	if len(rows) == 1 {
+		rows[0].utc()
+		return rows[0], true, nil
+	}
 	m, err = db.MessageByKey(ctx, key)
-	return m, n == 1 && err == nil, err
+	return m, false, err
 }
 
 // MarkMessageSent records that the provider accepted a sending message.
