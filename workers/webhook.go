@@ -48,18 +48,21 @@ type WebhooksConfig struct {
 //     the store's enabled endpoints that want the event type, freezes the
 //     body ({"type", "timestamp": the transition's commit time, "data": the
 //     order as GET /v1/orders/{id} shows it to the merchant, from
-//     store.OrderSnapshot}), and makes one delivery per endpoint with its
-//     first attempt scheduled now (store.CreateWebhookDeliveries);
-//   - one attempt of one delivery (store.WebhookAttemptPurpose): one
+//     store.OrderSnapshot}), makes one delivery per endpoint
+//     (store.CreateWebhookDeliveries), and makes the first attempt of each
+//     itself, side by side; the effect is done once every first attempt is
+//     recorded, so a worker that dies on the way runs the fan-out again,
+//     which attempts the deliveries still at attempt 0;
+//   - a retry of one delivery (store.WebhookAttemptPurpose): one
 //     Client.Deliver, recorded with what follows (store.RecordWebhookAttempt).
 //
-// Why an outbox row per attempt, rather than the effect's own Asynq
+// Why an outbox row per retry, rather than the effect's own Asynq
 // retries: an endpoint's retries span a day and more (webhooks.Schedule,
 // about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, scaled by
 // PACKLINE_TIMER_SCALE, or longer when the receiver asks with
 // Retry-After), one effect fans out to endpoints on different schedules,
-// and the delivery log and a replay need each attempt on its own. An
-// attempt row waits in the database until it is due, like a timer, so
+// and the delivery log and a replay need each attempt on its own. A
+// retry row waits in the database until it is due, like a timer, so
 // Redis never holds a retry it could lose; the relay hands it over then
 // with TaskID = its row id (delivery id + "-a" + attempt number), so a
 // re-sent attempt is one task. Asynq's own retries (the default RetryDelay)
