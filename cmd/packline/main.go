@@ -115,6 +115,20 @@ func openDB(ctx context.Context, cfg Config, onOutbox func()) (*store.DB, error)
 	return store.Open(ctx, cfg.DatabaseURL, store.Options{Flows: reg, TimerScale: cfg.TimerScale, OnOutbox: onOutbox})
 }
 
+// openMigrated opens the database for a command that needs its schema up
+// to date, and says to run packline migrate when it is not.
+func openMigrated(ctx context.Context, cfg Config) (*store.DB, error) {
+	db, err := openDB(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrated(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 func migrate(ctx context.Context, cfg Config, stdout io.Writer) error {
 	db, err := openDB(ctx, cfg, nil)
 	if err != nil {
@@ -150,14 +164,11 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	if *name == "" || *flow == "" {
 		return errors.New("usage: packline stores create --name NAME --flow FLOW")
 	}
-	db, err := openDB(ctx, cfg, nil)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrated(ctx); err != nil {
-		return err
-	}
 	s, sf, mk, err := db.CreateStore(ctx, *name, *flow)
 	if err != nil {
 		return err
@@ -198,14 +209,11 @@ func storesSetRateLimit(ctx context.Context, cfg Config, args []string, stdout i
 		}
 		l = store.RateLimit{PerSecond: perSecond, Burst: burst}
 	}
-	db, err := openDB(ctx, cfg, nil)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrated(ctx); err != nil {
-		return err
-	}
 	s, err := db.SetStoreRateLimit(ctx, *name, l)
 	if err != nil {
 		return err
