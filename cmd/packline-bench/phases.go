@@ -258,7 +258,7 @@ func (b *bench) firstEffects(ctx context.Context, ids []string) Percentiles {
 type costMeter struct {
 	b     *bench
 	roles map[string]time.Duration
-	pg    time.Duration
+	pg    pgCPU
 	pgOK  bool
 }
 
@@ -280,8 +280,8 @@ func (m *costMeter) finish(ctx context.Context, phase string, orders, effects in
 	}
 	r.CPUMsPerOrder["postgres"] = Num(nan())
 	if pg, ok := postgresCPU(m.b.db.name); ok && m.pgOK {
-		r.CPUMsPerOrder["postgres"] = per(pg - m.pg)
-		total += pg - m.pg
+		r.CPUMsPerOrder["postgres"] = per(pg.since(m.pg))
+		total += pg.since(m.pg)
 	}
 	r.CPUMsPerEffect = Num(ratio(float64(total)/float64(time.Millisecond), float64(effects)))
 	r.StatementsPerOrder = Num(nan())

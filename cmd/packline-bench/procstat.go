@@ -66,14 +66,38 @@ func peakRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
-// postgresCPU sums the CPU time of the local PostgreSQL server processes
+// pgCPU is the CPU time of each local PostgreSQL server process that works
+// for one database, by pid.
+type pgCPU map[int]time.Duration
+
+// since is the CPU the processes of p used after start: for a process
+// that was there at start, what it added; for a new one (a backend that
+// connected since), all of it. A process that exited meanwhile took its
+// CPU with it and counts for nothing, so the figure may fall short, but it
+// never goes below zero.
+func (p pgCPU) since(start pgCPU) time.Duration {
+	var d time.Duration
+	for pid, cpu := range p {
+		if c := cpu - start[pid]; c > 0 {
+			d += c
+		}
+	}
+	return d
+}
+
+// postgresCPU reads the CPU time of the local PostgreSQL server processes
 // that work for database dbname: its backends (their command line names
 // the database) and the server's own helpers (checkpointer, WAL writer,
 // autovacuum…), but not the backends of other databases. ok is false when
 // no PostgreSQL process is visible (the server is on another machine).
-func postgresCPU(dbname string) (total time.Duration, ok bool) {
+func postgresCPU(dbname string) (procs pgCPU, ok bool) {
+	procs = pgCPU{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
 		comm, err := os.ReadFile(d + "/comm")
 		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
 			continue
@@ -87,11 +111,11 @@ func postgresCPU(dbname string) (total time.Duration, ok bool) {
 			continue
 		}
 		if cpu, err := parseStatCPU(b); err == nil {
-			total += cpu
+			procs[pid] = cpu
 			ok = true
 		}
 	}
-	return total, ok
+	return procs, ok
 }
 
 // servesDatabase reports whether a postgres process title belongs to the

@@ -176,7 +176,7 @@ func (b *bench) references(ctx context.Context) error {
 	self1, _ := processCPU(os.Getpid())
 	cpu := self1 - self0
 	if pg1, ok := postgresCPU(b.db.name); ok && pgOK {
-		cpu += pg1 - pg0
+		cpu += pg1.since(pg0)
 	}
 	ref.AsynqTxCPUMs = Num(float64(cpu) / float64(time.Millisecond) / float64(n))
 	return nil

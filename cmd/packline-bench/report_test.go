@@ -186,3 +186,13 @@ func TestMedianOf(t *testing.T) {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
+
+// A backend that exited takes its CPU with it, a new one counts in full:
+// PostgreSQL's figure may fall short, never below zero.
+func TestPostgresCPUSince(t *testing.T) {
+	start := pgCPU{1: 10 * time.Millisecond, 2: 50 * time.Millisecond}
+	end := pgCPU{1: 25 * time.Millisecond, 3: 5 * time.Millisecond}
+	if got := end.since(start); got != 20*time.Millisecond {
+		t.Fatalf("since = %v, want 20ms (15 from pid 1, 5 from the new pid 3, nothing from the exited pid 2)", got)
+	}
+}
