@@ -99,10 +99,10 @@ func (e *env) rows(orderID string) map[string]store.EffectRow {
 	return out
 }
 
-func (e *env) waitStatus(orderID, typ, status string) store.EffectRow {
+func (e *env) waitStatus(orderID, typ string, status store.EffectStatus) store.EffectRow {
 	e.t.Helper()
 	var row store.EffectRow
-	fleettest.WaitFor(e.t, wait, typ+" of "+orderID+" to be "+status, func() bool {
+	fleettest.WaitFor(e.t, wait, typ+" of "+orderID+" to be "+string(status), func() bool {
 		row = e.rows(orderID)[typ]
 		return row.Status == status
 	})

@@ -16,11 +16,22 @@ import (
 // Outbox row statuses: pending → enqueued → done, or failed once the fleet
 // gave up (last_error says why). Redelivery keeps a row enqueued.
 const (
-	EffectPending  = "pending"
-	EffectEnqueued = "enqueued"
-	EffectDone     = "done"
-	EffectFailed   = "failed"
+	EffectPending  EffectStatus = "pending"
+	EffectEnqueued EffectStatus = "enqueued"
+	EffectDone     EffectStatus = "done"
+	EffectFailed   EffectStatus = "failed"
 )
+
+// EffectStatus is an outbox row's status.
+type EffectStatus string
+
+// sql is the status as an SQL literal: the one place the SQL spells a
+// status. A literal, not a parameter, so the partial indexes on status
+// (migrations 00008) match the queries.
+func (s EffectStatus) sql() string { return "'" + string(s) + "'" }
+
+// runnable is the SQL list of the statuses a row can still run in.
+var runnable = "(" + EffectPending.sql() + ", " + EffectEnqueued.sql() + ")"
 
 // EffectRow is an outbox row with the fleet's delivery bookkeeping.
 type EffectRow struct {
@@ -76,8 +87,8 @@ func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([
 	if db.dialect == Postgres {
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
-	q := `UPDATE outbox SET status = 'enqueued', enqueued_at = ?, deliveries = deliveries + 1
-		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
+	q := `UPDATE outbox SET status = `+EffectEnqueued.sql()+`, enqueued_at = ?, deliveries = deliveries + 1
+		WHERE id IN (SELECT id FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
 		RETURNING ` + effectColumns
 	args := append([]any{now, now}, targs...)
 	args = append(args, limit)
@@ -105,7 +116,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
 	q := `UPDATE outbox SET enqueued_at = ?
-		WHERE id IN (SELECT id FROM outbox WHERE status = 'enqueued' AND enqueued_at < ?
+		WHERE id IN (SELECT id FROM outbox WHERE status = `+EffectEnqueued.sql()+` AND enqueued_at < ?
 			AND (started_at IS NULL OR started_at < ?)` + tf + ` ORDER BY enqueued_at LIMIT ?` + lock + `)
 		RETURNING ` + effectColumns
 	args := append([]any{now, cutoff, cutoff}, targs...)
@@ -123,7 +134,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 // MarkRedelivered records that an enqueued row was handed to Asynq again.
 func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
 	_, err := db.relaxed.ExecContext(ctx, db.rebind(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
-		WHERE id = ? AND status = 'enqueued'`), db.Now(), id)
+		WHERE id = ? AND status = `+EffectEnqueued.sql()+``), db.Now(), id)
 	if err != nil {
 		return fmt.Errorf("mark effect %s redelivered: %w", id, err)
 	}
@@ -135,8 +146,8 @@ func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
 // given back too: the next try uses the same task id, so an enqueue that
 // reached Redis although it reported an error is not run a second time.
 func (db *DB) ReleaseEffect(ctx context.Context, id, cause string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', last_error = ?, deliveries = deliveries - 1
-		WHERE id = ? AND status = 'enqueued' AND deliveries > 0`), truncate(cause), id)
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = `+EffectPending.sql()+`, last_error = ?, deliveries = deliveries - 1
+		WHERE id = ? AND status = `+EffectEnqueued.sql()+` AND deliveries > 0`), truncate(cause), id)
 	if err != nil {
 		return fmt.Errorf("release effect %s: %w", id, err)
 	}
@@ -149,7 +160,7 @@ func (db *DB) ReleaseEffect(ctx context.Context, id, cause string) error {
 func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, ok bool, err error) {
 	tf, targs := typeFilter(types)
 	var rows []time.Time
-	q := `SELECT run_at FROM outbox WHERE status = 'pending' AND run_at > ?` + tf + ` ORDER BY run_at LIMIT 1`
+	q := `SELECT run_at FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at > ?` + tf + ` ORDER BY run_at LIMIT 1`
 	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), append([]any{db.Now()}, targs...)...); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next due effect: %w", err)
 	}
@@ -164,7 +175,7 @@ func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, 
 // already: the caller has nothing to do. ENOTFOUND when there is no row.
 func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error) {
 	var ids []string
-	err = db.relaxed.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING id`), db.Now(), id)
+	err = db.relaxed.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN `+runnable+` RETURNING id`), db.Now(), id)
 	if err != nil {
 		return false, fmt.Errorf("start effect %s: %w", id, err)
 	}
@@ -184,11 +195,11 @@ func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error
 func (db *DB) FailEffect(ctx context.Context, id, cause string, final bool) error {
 	q := `UPDATE outbox SET attempts = attempts + 1, last_error = ?`
 	if final {
-		q += `, status = 'failed', done_at = ?`
+		q += `, status = `+EffectFailed.sql()+`, done_at = ?`
 	} else {
 		q += `, started_at = ?`
 	}
-	q += ` WHERE id = ? AND status IN ('pending', 'enqueued')`
+	q += ` WHERE id = ? AND status IN `+runnable+``
 	_, err := db.db.ExecContext(ctx, db.rebind(q), truncate(cause), db.Now(), id)
 	if err != nil {
 		return fmt.Errorf("record failure of effect %s: %w", id, err)
@@ -239,8 +250,8 @@ func (db *DB) CompleteEffect(ctx context.Context, id string, report *EffectRepor
 // finishEffect marks a row done that reports nothing: one statement, no
 // transaction around it.
 func (db *DB) finishEffect(ctx context.Context, id string) (EffectOutcome, error) {
-	r, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'done', done_at = ?
-		WHERE id = ? AND status IN ('pending', 'enqueued')`), db.Now(), id)
+	r, err := db.db.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = `+EffectDone.sql()+`, done_at = ?
+		WHERE id = ? AND status IN `+runnable+``), db.Now(), id)
 	if err != nil {
 		return EffectOutcome{}, fmt.Errorf("mark effect %s done: %w", id, err)
 	}
@@ -360,8 +371,8 @@ func refusal(err error) bool {
 // when the row was done or failed already. ENOTFOUND when there is no row.
 func (db *DB) takeEffect(ctx context.Context, tx *sqlx.Tx, id string, now time.Time) (row EffectRow, ok bool, err error) {
 	var rows []EffectRow
-	err = tx.SelectContext(ctx, &rows, db.rebind(`UPDATE outbox SET status = 'done', done_at = ?
-		WHERE id = ? AND status IN ('pending', 'enqueued') RETURNING `+effectColumns), now, id)
+	err = tx.SelectContext(ctx, &rows, db.rebind(`UPDATE outbox SET status = `+EffectDone.sql()+`, done_at = ?
+		WHERE id = ? AND status IN `+runnable+` RETURNING `+effectColumns), now, id)
 	if err != nil {
 		return row, false, fmt.Errorf("take effect %s: %w", id, err)
 	}
@@ -396,12 +407,12 @@ func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow
 // applied) replaces last_error; without one, the error of an earlier failed
 // attempt stays for the record.
 func (db *DB) markDone(b *batch, id, note string, now time.Time) {
-	q, args := `UPDATE outbox SET status = 'done', done_at = ?`, []any{now}
+	q, args := `UPDATE outbox SET status = `+EffectDone.sql()+`, done_at = ?`, []any{now}
 	if note != "" {
 		q += `, last_error = ?`
 		args = append(args, truncate(note))
 	}
-	b.add(q+` WHERE id = ? AND status IN ('pending', 'enqueued')`, append(args, id)...)
+	b.add(q+` WHERE id = ? AND status IN `+runnable+``, append(args, id)...)
 }
 
 // FireTimer runs an order:timer row: it sends the timer's event as the

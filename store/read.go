@@ -276,7 +276,7 @@ type OutboxRow struct {
 	Seq        int          `db:"seq"`
 	Type       string       `db:"type"`
 	Payload    string       `db:"payload"`
-	Status     string       `db:"status"`
+	Status     EffectStatus `db:"status"`
 	RunAt      time.Time    `db:"run_at"`
 	Attempts   int          `db:"attempts"`
 	LastError  string       `db:"last_error"`

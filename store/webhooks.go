@@ -283,7 +283,7 @@ func (db *DB) scheduleAttempt(ctx context.Context, tx *sqlx.Tx, d WebhookDeliver
 		return err
 	}
 	_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO outbox (id, order_id, store_id, version, seq, type, payload, status, run_at, created_at)
-		SELECT ?, order_id, store_id, version, seq, ?, ?, 'pending', ?, ? FROM outbox WHERE id = ?
+		SELECT ?, order_id, store_id, version, seq, ?, ?, `+EffectPending.sql()+`, ?, ? FROM outbox WHERE id = ?
 		ON CONFLICT (id) DO NOTHING`),
 		attemptRowID(d.ID, n), webhookDeliverType, string(payload), runAt.UTC().Truncate(time.Microsecond), db.Now(), d.EffectID)
 	if err != nil {
@@ -597,13 +597,13 @@ func (db *DB) ReplayWebhookDelivery(ctx context.Context, storeID, endpointID, de
 			return fmt.Errorf("read attempt %s: %w", id, err)
 		}
 		switch {
-		case len(rowStatus) == 1 && rowStatus[0] == EffectEnqueued:
+		case len(rowStatus) == 1 && EffectStatus(rowStatus[0]) == EffectEnqueued:
 			return packline.Errorf(packline.ECONFLICT, "an attempt of webhook delivery %s is under way; try again when it is logged", d.ID)
 		case len(rowStatus) == 1:
 			// Waiting for its time (a retry): bring it forward. Done without
 			// being logged (it found the delivery stopped, or gave up on a
 			// database error): run it again.
-			_, err := tx.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = 'pending', run_at = ?, done_at = NULL, started_at = NULL
+			_, err := tx.ExecContext(ctx, db.rebind(`UPDATE outbox SET status = `+EffectPending.sql()+`, run_at = ?, done_at = NULL, started_at = NULL
 				WHERE id = ?`), now, id)
 			if err != nil {
 				return fmt.Errorf("bring attempt %s forward: %w", id, err)
