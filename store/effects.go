@@ -87,8 +87,8 @@ func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([
 	if db.dialect == Postgres {
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
-	q := `UPDATE outbox SET status = `+EffectEnqueued.sql()+`, enqueued_at = ?, deliveries = deliveries + 1
-		WHERE id IN (SELECT id FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
+	q := `UPDATE outbox SET status = ` + EffectEnqueued.sql() + `, enqueued_at = ?, deliveries = deliveries + 1
+		WHERE id IN (SELECT id FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
 		RETURNING ` + effectColumns
 	args := append([]any{now, now}, targs...)
 	args = append(args, limit)
@@ -116,7 +116,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
 	q := `UPDATE outbox SET enqueued_at = ?
-		WHERE id IN (SELECT id FROM outbox WHERE status = `+EffectEnqueued.sql()+` AND enqueued_at < ?
+		WHERE id IN (SELECT id FROM outbox WHERE status = ` + EffectEnqueued.sql() + ` AND enqueued_at < ?
 			AND (started_at IS NULL OR started_at < ?)` + tf + ` ORDER BY enqueued_at LIMIT ?` + lock + `)
 		RETURNING ` + effectColumns
 	args := append([]any{now, cutoff, cutoff}, targs...)
@@ -160,7 +160,7 @@ func (db *DB) ReleaseEffect(ctx context.Context, id, cause string) error {
 func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, ok bool, err error) {
 	tf, targs := typeFilter(types)
 	var rows []time.Time
-	q := `SELECT run_at FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at > ?` + tf + ` ORDER BY run_at LIMIT 1`
+	q := `SELECT run_at FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at > ?` + tf + ` ORDER BY run_at LIMIT 1`
 	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), append([]any{db.Now()}, targs...)...); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next due effect: %w", err)
 	}
@@ -195,11 +195,11 @@ func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error
 func (db *DB) FailEffect(ctx context.Context, id, cause string, final bool) error {
 	q := `UPDATE outbox SET attempts = attempts + 1, last_error = ?`
 	if final {
-		q += `, status = `+EffectFailed.sql()+`, done_at = ?`
+		q += `, status = ` + EffectFailed.sql() + `, done_at = ?`
 	} else {
 		q += `, started_at = ?`
 	}
-	q += ` WHERE id = ? AND status IN `+runnable+``
+	q += ` WHERE id = ? AND status IN ` + runnable + ``
 	_, err := db.db.ExecContext(ctx, db.rebind(q), truncate(cause), db.Now(), id)
 	if err != nil {
 		return fmt.Errorf("record failure of effect %s: %w", id, err)

@@ -88,9 +88,9 @@ func (db *DB) OutboxStats(ctx context.Context) (int64, time.Duration, error) {
 	}
 	// MIN over a timestamp comes back as text from SQLite; read it as a
 	// string in both dialects and parse.
-	q := `SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at <= ?`
+	q := `SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?`
 	if db.dialect == Postgres {
-		q = `SELECT COUNT(*) AS n, to_char(MIN(run_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS oldest FROM outbox WHERE status = `+EffectPending.sql()+` AND run_at <= ?`
+		q = `SELECT COUNT(*) AS n, to_char(MIN(run_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS oldest FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?`
 	}
 	if err := db.db.GetContext(ctx, &row, db.rebind(q), now); err != nil {
 		return 0, 0, fmt.Errorf("outbox stats: %w", err)
