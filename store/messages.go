@@ -131,9 +131,21 @@ func (db *DB) ClaimMessage(ctx context.Context, key string, lease time.Duration)
 
 // MarkMessageSent records that the provider accepted a sending message.
 func (db *DB) MarkMessageSent(ctx context.Context, key, provider, providerID string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE messages SET status = 'sent', provider = ?, provider_id = ?, error = '',
-		sent_at = ?, locked_until = NULL WHERE key = ? AND status = 'sending'`), provider, providerID, db.Now(), key)
-	if err != nil {
+	return db.MarkMessageSentAndDone(ctx, key, provider, providerID, "")
+}
+
+// MarkMessageSentAndDone is MarkMessageSent that also marks effectID (the
+// notify effect that owes the message) done, in the same commit: one wait
+// for the disk, not two.
+func (db *DB) MarkMessageSentAndDone(ctx context.Context, key, provider, providerID, effectID string) error {
+	b := &batch{}
+	now := db.Now()
+	b.add(`UPDATE messages SET status = 'sent', provider = ?, provider_id = ?, error = '',
+		sent_at = ?, locked_until = NULL WHERE key = ? AND status = 'sending'`, provider, providerID, now, key)
+	if effectID != "" {
+		db.markDone(b, effectID, "", now)
+	}
+	if err := db.write(ctx, b); err != nil {
 		return fmt.Errorf("mark message %s sent: %w", key, err)
 	}
 	return nil

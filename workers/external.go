@@ -18,6 +18,9 @@ func (w *worker) outside(h EffectHandler) func(ctx context.Context, e Effect) er
 		if err != nil {
 			return fmt.Errorf("%s for order %s: %w", e.Type, e.OrderID, err)
 		}
+		if rep != nil && rep.Done {
+			return nil
+		}
 		var r *store.EffectReport
 		if rep != nil && rep.Event != "" {
 			r = &store.EffectReport{Event: rep.Event, Actor: systemActor(e.ID), Data: rep.Data, Note: rep.Note}

@@ -162,7 +162,11 @@ func (n *Notifier) HandleEffect(ctx context.Context, e Effect) (*Report, error) 
 	default:
 		return nil, err
 	}
-	return nil, n.deliver(ctx, m)
+	sent, err := n.deliver(ctx, m, e.ID)
+	if err != nil || !sent {
+		return nil, err
+	}
+	return &Report{Done: true}, nil
 }
 
 // render makes the message row of an effect: sending with the rendered
@@ -202,20 +206,22 @@ func (n *Notifier) render(ctx context.Context, ch notify.Channel, key string, e 
 }
 
 // deliver sends a stored message unless it is final or another worker
-// holds it, and records the outcome.
-func (n *Notifier) deliver(ctx context.Context, m store.Message) error {
+// holds it, and records the outcome. With effectID (the notify effect that
+// owes the message) the sent mark and the effect's done mark commit
+// together, and sent says so.
+func (n *Notifier) deliver(ctx context.Context, m store.Message, effectID string) (sent bool, err error) {
 	if m.Final() {
-		return settled(m)
+		return false, settled(m)
 	}
 	m, claimed, err := n.db.ClaimMessage(ctx, m.Key, messageLease)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !claimed {
 		if m.Final() {
-			return settled(m)
+			return false, settled(m)
 		}
-		return fmt.Errorf("message %s is being sent by another worker", m.Key)
+		return false, fmt.Errorf("message %s is being sent by another worker", m.Key)
 	}
 	ch := notify.Channel(m.Channel)
 	msg := notify.Message{Channel: ch, Template: m.Template, To: m.Recipient, ToName: m.RecipientName,
@@ -226,7 +232,7 @@ func (n *Notifier) deliver(ctx context.Context, m store.Message) error {
 		// if the task's time is up.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		return n.db.MarkMessageSent(wctx, m.Key, provider, rcpt.ProviderID)
+		return effectID != "", n.db.MarkMessageSentAndDone(wctx, m.Key, provider, rcpt.ProviderID, effectID)
 	}
 	permanent := errors.Is(err, notify.ErrPermanent)
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -238,9 +244,9 @@ func (n *Notifier) deliver(ctx context.Context, m store.Message) error {
 		n.log.ErrorContext(ctx, "record message failure", "key", m.Key, "err", ferr)
 	}
 	if permanent {
-		return fmt.Errorf("send %s: %w: %w", m.Key, err, asynq.SkipRetry)
+		return false, fmt.Errorf("send %s: %w: %w", m.Key, err, asynq.SkipRetry)
 	}
-	return fmt.Errorf("send %s: %w", m.Key, err)
+	return false, fmt.Errorf("send %s: %w", m.Key, err)
 }
 
 // settled is a final message's answer to a run of its task: nothing to do,
@@ -303,5 +309,6 @@ func (n *Notifier) NotifyStore(ctx context.Context, sn StoreNotice) error {
 		n.log.WarnContext(ctx, "the store has no email address to be told", "store_id", sn.StoreID, "notice", sn.Template, "key", sn.Key)
 		return nil
 	}
-	return n.deliver(ctx, m)
+	_, err = n.deliver(ctx, m, "")
+	return err
 }

@@ -84,6 +84,10 @@ type Report struct {
 	Event string
 	Data  map[string]any
 	Note  string
+	// Done says the handler marked the row done itself, in the
+	// transaction that recorded its outside call (the notifier's sent
+	// mark): there is nothing left to report or mark.
+	Done bool
 }
 
 // EffectHandler runs one kind of outside effect. It must pass e.ID to the
