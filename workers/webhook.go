@@ -128,8 +128,20 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 	}
 	var ids []string
 	for _, ep := range eps {
-		if ep.Enabled() && endpointOf(ep).Wants(e.Effect.Webhook) {
+		if !endpointOf(ep).Wants(e.Effect.Webhook) {
+			continue
+		}
+		if ep.Enabled() {
 			ids = append(ids, ep.ID)
+			continue
+		}
+		if ep.DisabledAt != nil && !ep.DisabledAt.Before(e.CreatedAt) {
+			// Disabled since this event was committed, perhaps by an
+			// earlier run's first attempt whose notice then failed: tell
+			// the merchant (once per endpoint; a no-op when told already).
+			if err := w.tell(ctx, e, ep); err != nil {
+				return err
+			}
 		}
 	}
 	if len(ids) == 0 {

@@ -3,6 +3,7 @@ package workers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -114,9 +115,16 @@ func setupHooks(t *testing.T, dialect string, opts store.Options, merchantEmail 
 
 func setupHooksWith(t *testing.T, dialect string, opts store.Options, merchantEmail string, clientTimeout time.Duration, rcv *hookReceiver) *hookEnv {
 	t.Helper()
+	return setupHooksNotifying(t, dialect, opts, merchantEmail, clientTimeout, rcv, &scriptedSender{})
+}
+
+// setupHooksNotifying is setupHooksWith with the merchant's notices sent
+// through notices.
+func setupHooksNotifying(t *testing.T, dialect string, opts store.Options, merchantEmail string, clientTimeout time.Duration, rcv *hookReceiver, notices *scriptedSender) *hookEnv {
+	t.Helper()
 	ctx := t.Context()
 	e := setup(t, dialect, "cash-on-delivery", setupOpts{store: opts, noStart: true})
-	h := &hookEnv{env: e, rcv: rcv, notices: &scriptedSender{}}
+	h := &hookEnv{env: e, rcv: rcv, notices: notices}
 	if merchantEmail != "" {
 		if _, err := e.db.UpdateStoreContact(ctx, e.store.ID, store.ContactUpdate{Email: &merchantEmail}); err != nil {
 			t.Fatal(err)
@@ -434,6 +442,30 @@ func TestWebhookFanOutKilledMidAttemptIsRunAgain(t *testing.T) {
 		}
 		if row, _ := e.db.Effect(ctx, effectID); row.Status != store.EffectDone {
 			t.Fatalf("fan-out row %s after the rerun, want done", row.Status)
+		}
+	})
+}
+
+// An endpoint disabled by a first attempt (410) whose notice could not be
+// sent at once: the fan-out runs again and the merchant is told, once.
+func TestWebhookGoneOnFirstAttemptTellsMerchantAfterAFailedNotice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := t.Context()
+		notices := &scriptedSender{fail: func(call int32) error {
+			if call == 1 {
+				return errors.New("smtp: connection refused")
+			}
+			return nil
+		}}
+		h := setupHooksNotifying(t, dialect, store.Options{TimerScale: 0.001}, "dev@shop.example", 5*time.Second, newHookReceiver(t, 410), notices)
+		h.create("")
+		key := notify.Key(h.endpoint.ID, "webhook_endpoint_disabled")
+		fleettest.WaitFor(t, wait, "the merchant to be told", func() bool {
+			m, err := h.db.MessageByKey(ctx, key)
+			return err == nil && m.Status == store.MessageSent
+		})
+		if sent := notices.sb.Sent(); len(sent) != 1 || sent[0].Key != key {
+			t.Fatalf("notices sent %+v, want the one notice", sent)
 		}
 	})
 }
