@@ -401,6 +401,10 @@ type AttemptRecord struct {
 	// failingSince is to be disabled at now (webhooks.ShouldDisable, with
 	// the timer scale). Asked after a failed attempt.
 	ShouldDisable func(failingSince, now time.Time) bool
+	// FinishEffect, when set, is an outbox row (the fan-out whose one
+	// first attempt this is) marked done in the transaction that records
+	// the attempt.
+	FinishEffect string
 }
 
 // AttemptResult is what recording an attempt did.
@@ -493,6 +497,13 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 			}
 			if err := db.stopDeliveries(ctx, tx, d.EndpointID, "the endpoint was disabled"); err != nil {
 				return err
+			}
+		}
+		if rec.FinishEffect != "" {
+			b := &batch{}
+			db.markDone(b, rec.FinishEffect, "", now)
+			if err := db.exec(ctx, tx, b); err != nil {
+				return fmt.Errorf("finish effect %s: %w", rec.FinishEffect, err)
 			}
 		}
 		d.Status, d.Attempts, d.LastStatusCode, d.LastError = status, rec.Attempt, rec.StatusCode, truncate(rec.Error)

@@ -114,17 +114,23 @@ func (w *Webhooks) HandleEffect(ctx context.Context, e Effect) (*Report, error) 
 	if deliveryID, n, ok := store.WebhookAttemptOf(e.Effect); ok {
 		return nil, w.attempt(ctx, e, deliveryID, n)
 	}
-	return nil, w.fanOut(ctx, e)
+	done, err := w.fanOut(ctx, e)
+	if done {
+		return &Report{Done: true}, err
+	}
+	return nil, err
 }
 
-// fanOut makes the deliveries of the event an effect owes.
-func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
+// fanOut makes the deliveries of the event an effect owes, and their first
+// attempts. done reports that the effect's row was marked done with the
+// record of its one first attempt.
+func (w *Webhooks) fanOut(ctx context.Context, e Effect) (done bool, err error) {
 	if e.Effect.Webhook == "" {
-		return fmt.Errorf("webhook:deliver %s names no event type: %w", e.ID, asynq.SkipRetry)
+		return false, fmt.Errorf("webhook:deliver %s names no event type: %w", e.ID, asynq.SkipRetry)
 	}
 	eps, err := w.db.WebhookEndpoints(ctx, e.StoreID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var ids []string
 	for _, ep := range eps {
@@ -140,30 +146,30 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 			// earlier run's first attempt whose notice then failed: tell
 			// the merchant (once per endpoint; a no-op when told already).
 			if err := w.tell(ctx, e, ep); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return false, nil
 	}
 	snap, err := w.db.OrderSnapshot(ctx, e.StoreID, e.OrderID, w.baseURL)
 	if err != nil {
-		return err
+		return false, err
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
-		return fmt.Errorf("encode order %s: %w", e.OrderID, err)
+		return false, fmt.Errorf("encode order %s: %w", e.OrderID, err)
 	}
 	msg := webhooks.Message{ID: webhooks.MessageID(e.ID), Type: e.Effect.Webhook, Timestamp: e.CreatedAt, Data: data}
 	body, err := msg.Body()
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return false, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	ds, err := w.db.CreateWebhookDeliveries(ctx, store.NewWebhookMessage{EffectID: e.ID, OrderID: e.OrderID, StoreID: e.StoreID, MessageID: msg.ID,
 		EventType: msg.Type, Payload: body, Endpoints: ids})
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The first attempt of each delivery is made here, at once and side by
 	// side, rather than as an outbox row of its own: the effect is done
@@ -174,24 +180,35 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) error {
 	for _, ep := range eps {
 		byID[ep.ID] = ep
 	}
-	errs := make([]error, len(ds))
-	var wg sync.WaitGroup
-	for i, d := range ds {
+	type first struct {
+		d  store.WebhookDelivery
+		ep store.WebhookEndpoint
+	}
+	var todo []first
+	for _, d := range ds {
 		if d.Status != store.DeliveryPending || d.Attempts != 0 {
 			continue
 		}
-		ep, ok := byID[d.EndpointID]
-		if !ok {
-			continue // deleted since the delivery was made: its row was stopped
+		if ep, ok := byID[d.EndpointID]; ok { // else deleted since: its delivery was stopped
+			todo = append(todo, first{d, ep})
 		}
+	}
+	if len(todo) == 1 && len(ds) == 1 {
+		// The one delivery: a success marks the effect done in the
+		// transaction that records it.
+		return w.deliver(ctx, e, todo[0].d, todo[0].ep, 1, e.ID)
+	}
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, f := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = w.deliver(ctx, e, d, ep, 1)
+			_, errs[i] = w.deliver(ctx, e, f.d, f.ep, 1, "")
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return false, errors.Join(errs...)
 }
 
 func endpointOf(ep store.WebhookEndpoint) webhooks.Endpoint {
@@ -232,27 +249,28 @@ func (w *Webhooks) attempt(ctx context.Context, e Effect, deliveryID string, n i
 	if ep.DeletedAt != nil {
 		return w.db.StopWebhookDelivery(ctx, d.ID, "the endpoint was deleted")
 	}
-	return w.deliver(ctx, e, d, ep, n)
+	_, err = w.deliver(ctx, e, d, ep, n, "")
+	return err
 }
 
 // deliver makes attempt n of a delivery to its endpoint and records it with
 // what follows: the next attempt scheduled as an outbox row, or the
 // endpoint disabled (and its merchant told).
-func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDelivery, ep store.WebhookEndpoint, n int) error {
+func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDelivery, ep store.WebhookEndpoint, n int, finish string) (finished bool, err error) {
 	if d.Status != store.DeliveryPending || d.Attempts != n-1 {
 		w.log.DebugContext(ctx, "webhook attempt has nothing to do", "delivery_id", d.ID, "attempt", n,
 			"status", d.Status, "attempts", d.Attempts)
-		return nil
+		return false, nil
 	}
 	msg, err := messageOf(d)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return false, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	res := w.client.Deliver(ctx, endpointOf(ep), msg)
 	if ctx.Err() != nil {
 		// The worker is stopping (or the task ran out of time): the attempt
 		// says nothing about the endpoint. Asynq runs the task again.
-		return fmt.Errorf("webhook attempt %d of %s interrupted: %w", n, d.ID, ctx.Err())
+		return false, fmt.Errorf("webhook attempt %d of %s interrupted: %w", n, d.ID, ctx.Err())
 	}
 	rec := store.AttemptRecord{DeliveryID: d.ID, Attempt: n, AttemptedAt: res.AttemptedAt, StatusCode: res.StatusCode,
 		Latency: res.Latency, ResponseBody: res.ResponseBody}
@@ -265,7 +283,9 @@ func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDeliver
 	scale := w.db.TimerScale()
 	switch res.Outcome {
 	case webhooks.Delivered:
-		rec.Outcome = store.AttemptDelivered
+		// A success tells no one anything more: the effect that owes it
+		// may be marked done with its record.
+		rec.Outcome, rec.FinishEffect = store.AttemptDelivered, finish
 	case webhooks.Disable:
 		rec.Outcome = store.AttemptDisable
 	case webhooks.GiveUp:
@@ -281,11 +301,12 @@ func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDeliver
 	defer cancel()
 	out, err := w.db.RecordWebhookAttempt(wctx, rec)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !out.Recorded {
-		return nil
+		return false, nil
 	}
+	finished = rec.FinishEffect != ""
 	outcome := "retry"
 	switch {
 	case out.Delivery.Status == store.DeliveryDelivered:
@@ -304,11 +325,11 @@ func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDeliver
 		w.log.WarnContext(ctx, "webhook endpoint disabled", "endpoint_id", ep.ID, "store_id", ep.StoreID, "reason", out.DisabledReason)
 		ep, err := w.db.WebhookEndpoint(wctx, ep.StoreID, ep.ID)
 		if err != nil {
-			return err
+			return finished, err
 		}
-		return w.tell(wctx, e, ep)
+		return finished, w.tell(wctx, e, ep)
 	}
-	return nil
+	return finished, nil
 }
 
 // withoutQueries removes the query strings of the URLs from an error text
