@@ -83,9 +83,11 @@ var MaxTimeout = func() time.Duration {
 	return d
 }()
 
-// Payload is what every task carries: the outbox row it runs, and the effect
-// or timer for logs and handlers that need nothing else. The row in the
-// database stays the truth: a worker reads it before acting.
+// Payload is what every task carries: the outbox row it runs, with its
+// effect or timer, as relay.Task made it from the row. A row's effect and
+// timer never change after the commit that wrote them, so a worker runs
+// from the payload; the row's status stays the truth, and a worker that
+// finds it done or failed (one UPDATE that marks it started) does nothing.
 type Payload struct {
 	EffectID string        `json:"effect_id"`
 	OrderID  string        `json:"order_id"`
