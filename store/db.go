@@ -79,8 +79,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		dialect = Postgres
 		db, err = sqlx.Open("postgres", withBinaryParameters(rawURL))
 		if err == nil {
+			// As many idle as open: a pool that may keep fewer closes
+			// connections under a burst and opens new ones after it, and
+			// each new PostgreSQL backend costs a fork and a cold cache.
 			db.SetMaxOpenConns(20)
-			db.SetMaxIdleConns(10)
+			db.SetMaxIdleConns(20)
 			db.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	case strings.HasPrefix(rawURL, "sqlite:"):
@@ -148,7 +151,7 @@ func openRelaxed(rawURL string) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("open postgres database: %w", err)
 	}
 	db.SetMaxOpenConns(10)
-	db.SetMaxIdleConns(5)
+	db.SetMaxIdleConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil
 }
