@@ -124,10 +124,7 @@ func New(cfg Config) *Server {
 		if cfg.Password != "" {
 			mon := asynqmon.New(asynqmon.Options{RootPath: DashboardPath, RedisConnOpt: cfg.Redis})
 			s.closers = append(s.closers, mon.Close)
-			user := cfg.User
-			if user == "" {
-				user = DefaultUser
-			}
+			user := cfg.user()
 			// Basic auth credentials are sent by the browser on every
 			// request, so refuse cross-site writes (CSRF) to the dashboard.
 			dashboard = basicAuth(user, cfg.Password, http.NewCrossOriginProtection().Handler(mon))
@@ -242,11 +239,15 @@ func profiles(cfg Config) http.Handler {
 	mux.HandleFunc(ProfilePath+"/profile", pprof.Profile)
 	mux.HandleFunc(ProfilePath+"/symbol", pprof.Symbol)
 	mux.HandleFunc(ProfilePath+"/trace", pprof.Trace)
-	user := cfg.User
-	if user == "" {
-		user = DefaultUser
+	return basicAuth(cfg.user(), cfg.Password, mux)
+}
+
+// user is the ops user name, DefaultUser when unset.
+func (cfg Config) user() string {
+	if cfg.User == "" {
+		return DefaultUser
 	}
-	return basicAuth(user, cfg.Password, mux)
+	return cfg.User
 }
 
 func basicAuth(user, password string, next http.Handler) http.Handler {

@@ -476,3 +476,25 @@ func (quietAsynq) Info(...any)  {}
 func (quietAsynq) Warn(...any)  {}
 func (quietAsynq) Error(...any) {}
 func (quietAsynq) Fatal(...any) {}
+
+// Go's profiles are served behind the ops credentials, and not at all
+// without a password.
+func TestProfilesBehindOpsCredentials(t *testing.T) {
+	off := newServer(t, ops.Config{})
+	if r := do(t, "GET", off.URL+"/debug/pprof/"); r.status != http.StatusNotFound {
+		t.Fatalf("without a password: %d, want 404", r.status)
+	} else if code, _ := errorBody(t, r); code != "profiles_disabled" {
+		t.Fatalf("without a password: code %q", code)
+	}
+	on := newServer(t, ops.Config{User: "ops", Password: "s3cret-profiles"})
+	if r := do(t, "GET", on.URL+"/debug/pprof/"); r.status != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d, want 401", r.status)
+	}
+	if r := do(t, "GET", on.URL+"/debug/pprof/", auth("ops", "wrong")); r.status != http.StatusUnauthorized {
+		t.Fatalf("with a wrong password: %d, want 401", r.status)
+	}
+	r := do(t, "GET", on.URL+"/debug/pprof/goroutine?debug=1", auth("ops", "s3cret-profiles"))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), "goroutine profile") {
+		t.Fatalf("with credentials: %d %.200s", r.status, r.body)
+	}
+}

@@ -42,13 +42,20 @@ func (b *batch) addChecked(errNone error, query string, args ...any) {
 	b.stmts = append(b.stmts, batchStmt{query: query, args: args, check: errNone})
 }
 
-// insertRows appends one multi-row INSERT of rows into table (columns
-// named by cols; every row has len(cols) values). suffix follows the
-// VALUES list (ON CONFLICT …).
+// insertRows appends one multi-row INSERT of rows into table (see
+// insertQuery); nothing when there are no rows.
 func (b *batch) insertRows(table string, cols []string, rows [][]any, suffix string) {
 	if len(rows) == 0 {
 		return
 	}
+	q, args := insertQuery(table, cols, rows, suffix)
+	b.add(q, args...)
+}
+
+// insertQuery is one multi-row INSERT of rows into table, with ?
+// placeholders: columns named by cols, every row len(cols) values, and
+// suffix after the VALUES list (ON CONFLICT …, RETURNING …).
+func insertQuery(table string, cols []string, rows [][]any, suffix string) (string, []any) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
@@ -66,7 +73,7 @@ func (b *batch) insertRows(table string, cols []string, rows [][]any, suffix str
 	if suffix != "" {
 		q.WriteString(" " + suffix)
 	}
-	b.add(q.String(), args...)
+	return q.String(), args
 }
 
 // write commits b on its own: on PostgreSQL as one statement, which is a

@@ -339,12 +339,11 @@ func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) 
 	// One statement, inserted and existing rows alike: the no-op update
 	// on a conflict is what makes RETURNING give back a delivery an
 	// earlier run made, with its payload and progress untouched.
-	b := &batch{}
-	b.insertRows("webhook_deliveries", []string{"id", "message_id", "endpoint_id", "store_id", "order_id", "effect_id",
+	q, args := insertQuery("webhook_deliveries", []string{"id", "message_id", "endpoint_id", "store_id", "order_id", "effect_id",
 		"event_type", "payload", "status", "next_attempt_at", "created_at"}, rows,
 		`ON CONFLICT (message_id, endpoint_id) DO UPDATE SET message_id = excluded.message_id RETURNING `+deliveryColumns)
 	var out []WebhookDelivery
-	if err := db.db.SelectContext(ctx, &out, db.rebind(b.stmts[0].query), b.stmts[0].args...); err != nil {
+	if err := db.db.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("create webhook deliveries of %s: %w", m.MessageID, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
