@@ -219,6 +219,8 @@ func TestRelayTimersWaitAndTypesFilter(t *testing.T) {
 		if row.EnqueuedAt.Time.Before(due) {
 			t.Fatalf("timer due %v enqueued early at %v", due, row.EnqueuedAt.Time)
 		}
+		// The claim commits before the hand-over to Asynq: wait for it.
+		fleettest.WaitFor(t, wait, "the timer's task in Asynq", func() bool { return e.tasks()[row.ID] > 0 })
 		if n := e.tasks()[row.ID]; n != 1 {
 			t.Fatalf("%d tasks for the timer", n)
 		}
