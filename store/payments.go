@@ -2,10 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/packline/packline"
+	"github.com/packline/packline/flows"
 )
 
 // Payment kinds, one per payment task type.
@@ -50,23 +55,128 @@ const paymentColumns = `id, order_id, store_id, idempotency_key, kind, purpose, 
 // effect id that made it) and returns the stored attempt: a retried task
 // gets back the first record, and adds none.
 func (db *DB) RecordPayment(ctx context.Context, p Payment) (Payment, error) {
-	now := db.Now()
+	return db.recordPayment(ctx, db.db, p, db.Now())
+}
+
+// recordPayment is RecordPayment in one statement on q: an attempt already
+// recorded under the key is returned as it is.
+func (db *DB) recordPayment(ctx context.Context, q sqlx.QueryerContext, p Payment, now time.Time) (Payment, error) {
 	if p.ID == "" {
 		p.ID = NewID("pay", now)
 	}
-	_, err := db.db.ExecContext(ctx, db.rebind(`INSERT INTO payments (`+paymentColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`),
+	var got Payment
+	err := sqlx.GetContext(ctx, q, &got, db.rebind(`INSERT INTO payments (`+paymentColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = excluded.idempotency_key
+		RETURNING `+paymentColumns),
 		p.ID, p.OrderID, p.StoreID, p.IdempotencyKey, p.Kind, p.Purpose, p.Amount, p.Currency, p.Status, p.ErrorCode,
 		p.Provider, p.ProviderRef, p.PaymentMethod, now)
 	if err != nil {
 		return Payment{}, fmt.Errorf("record %s payment of order %s: %w", p.Kind, p.OrderID, err)
 	}
-	var got Payment
-	if err := db.db.GetContext(ctx, &got, db.rebind(`SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = ?`), p.IdempotencyKey); err != nil {
-		return Payment{}, fmt.Errorf("read payment %s: %w", p.IdempotencyKey, err)
-	}
 	got.CreatedAt = got.CreatedAt.UTC()
 	return got, nil
+}
+
+// CompletePayment finishes a payment effect with the provider's answer p,
+// in one transaction: it records p (once per idempotency key: what an
+// earlier run recorded wins), reports the event that report makes of the
+// recorded payment (report may be nil, or return nil), and marks the row
+// done.
+//
+// When the order no longer takes the event (it was cancelled or expired
+// while the money moved), the answer is recorded all the same, with a note
+// on the timeline, and a payment that took or held money owes its reversal
+// in that transaction: payment:refund for a charge, payment:void for a hold,
+// unless a reversal of that kind is still to run for the order (it waits
+// for this effect, and will see the payment). The customer's money never
+// stays with the provider unrecorded.
+func (db *DB) CompletePayment(ctx context.Context, id string, p Payment, report func(Payment) *EffectReport) (EffectOutcome, Payment, error) {
+	now := db.Now()
+	var (
+		got  Payment
+		owed bool
+	)
+	out, err := db.runEffectKeeping(ctx, id, func(ctx context.Context, tx *sqlx.Tx, _ EffectRow) (*EffectReport, error) {
+		var err error
+		if got, err = db.recordPayment(ctx, tx, p, now); err != nil {
+			return nil, err
+		}
+		if report == nil {
+			return nil, nil
+		}
+		return report(got), nil
+	}, func(ctx context.Context, tx *sqlx.Tx, row EffectRow, b *batch) error {
+		var err error
+		if got, err = db.recordPayment(ctx, tx, p, now); err != nil {
+			return err
+		}
+		owed, err = db.oweReversal(ctx, tx, b, row, got, now)
+		return err
+	})
+	if err != nil {
+		return EffectOutcome{}, Payment{}, err
+	}
+	if owed {
+		db.wakeOutbox()
+	}
+	return out, got, nil
+}
+
+// Reversal is the effect type that gives back what a payment of kind took
+// or holds (a charge is refunded, a hold voided); ok is false for a kind that
+// moves no money to the merchant.
+func Reversal(kind string) (typ string, ok bool) {
+	switch kind {
+	case PaymentCapture, PaymentConfirm:
+		return string(flows.EffectPaymentRefund), true
+	case PaymentAuthorize:
+		return string(flows.EffectPaymentVoid), true
+	}
+	return "", false
+}
+
+// ReversalID is the id of the effect that reverses the payment made by
+// effect effectID: one reversal per payment, however often it is owed.
+func ReversalID(effectID string) string {
+	h := sha256.Sum256([]byte(effectID + "|reversal"))
+	return "eff_" + hex.EncodeToString(h[:12])
+}
+
+// oweReversal adds to b the reversal of payment p, made by the effect row,
+// which the order refused, and a timeline note saying so. It owes nothing
+// for a payment that failed or moves no money, or while a reversal of that
+// kind is still to run for the order.
+func (db *DB) oweReversal(ctx context.Context, tx *sqlx.Tx, b *batch, row EffectRow, p Payment, now time.Time) (bool, error) {
+	typ, ok := Reversal(p.Kind)
+	if !ok || p.Status != PaymentSucceeded {
+		return false, nil
+	}
+	var pending int
+	if err := tx.GetContext(ctx, &pending, db.rebind(`SELECT COUNT(*) FROM outbox
+		WHERE order_id = ? AND type = ? AND status IN `+runnable+` AND id <> ?`), row.OrderID, typ, row.ID); err != nil {
+		return false, fmt.Errorf("read reversals of order %s: %w", row.OrderID, err)
+	}
+	if pending > 0 {
+		return false, nil
+	}
+	owing, err := row.Effect()
+	if err != nil {
+		return false, err
+	}
+	data, _ := json.Marshal(map[string]string{"reverses": row.ID, "payment_id": p.ID})
+	payload, err := json.Marshal(flows.Effect{Type: typ, Amount: p.Amount, Purpose: p.Purpose, Event: owing.Event, Data: data})
+	if err != nil {
+		return false, err
+	}
+	rid := ReversalID(row.ID)
+	b.insertRows("outbox", []string{"id", "order_id", "store_id", "version", "seq", "type", "payload", "status", "run_at", "created_at"},
+		[][]any{{rid, row.OrderID, row.StoreID, row.Version, row.Seq, typ, string(payload), EffectPending, now, now}}, "ON CONFLICT (id) DO NOTHING")
+	note := fmt.Sprintf("the provider's %s %s (%d %s) came after the order moved on: %s %s owed", p.Kind, p.ID, p.Amount, p.Currency, typ, rid)
+	b.add(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
+		SELECT id, version, ?, 'note', status, status, ?, ?, ? FROM orders WHERE id = ?`,
+		now, string(packline.ActorPayment), p.Provider, note, row.OrderID)
+	return true, nil
 }
 
 // Payments returns an order's payment attempts, oldest first.

@@ -160,3 +160,47 @@ func TestWorkerKilledMidTask(t *testing.T) {
 		})
 	}
 }
+
+// A worker SIGKILLed after the provider took the money and before the
+// answer was recorded, then the order cancelled (as its expiry would): the
+// next run asks the provider again, records the charge the order no longer
+// takes, and the customer gets the money back. At each point between the
+// answer and the commit.
+func TestWorkerKilledAfterChargeThenCancelledRefunds(t *testing.T) {
+	for _, point := range []string{"payment:answered", "payment:before_commit"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, dialect string) {
+				e := setup(t, dialect, "prepaid-simple", setupOpts{noStart: true})
+				f := e.start(fleettest.Options{NoWorker: true,
+					Relay: relay.Options{RedeliverAfter: time.Second, SweepInterval: 100 * time.Millisecond}})
+				var orderID string
+				cmd, effectID := startHelper(t, e.db.URL, e.redis, point, func() { orderID = e.create(payments.MethodVisa).ID })
+				if err := cmd.Process.Kill(); err != nil { // SIGKILL
+					t.Fatal(err)
+				}
+				cmd.Wait()
+				if ps := e.payments(orderID); len(ps) != 0 {
+					t.Fatalf("payments recorded before the commit: %+v", ps)
+				}
+				e.send(orderID, "cancel", merchant, nil)
+				f.StartWorker(t)
+				e.waitSettled(orderID)
+				charged, refunded, _ := netCharged(t, e.db.DB, orderID)
+				if charged != e.order(orderID).Total || refunded != charged {
+					t.Fatalf("charged %d, refunded %d; payments %+v", charged, refunded, e.payments(orderID))
+				}
+				var sandbox int
+				if err := e.db.SQL().Get(&sandbox, e.db.SQL().Rebind(`SELECT COUNT(*) FROM sandbox_payments WHERE idempotency_key = ?`), effectID); err != nil {
+					t.Fatal(err)
+				}
+				if sandbox != 1 {
+					t.Fatalf("the provider was charged %d times under %s", sandbox, effectID)
+				}
+				if got := e.order(orderID).Status; got != "cancelled" {
+					t.Fatalf("order is %s", got)
+				}
+			})
+		})
+	}
+}

@@ -75,6 +75,10 @@ type Effect struct {
 	CreatedAt time.Time
 	// Retry is how many times Asynq retried this task before.
 	Retry int
+	// Runs counts the runs a worker began of the effect, this one
+	// included, across deliveries and crashes (Retry restarts at 0 when the
+	// relay hands a lost task over again).
+	Runs int
 }
 
 // Report is what an outside effect tells its order: an event (e.g.
@@ -206,14 +210,15 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 		if err != nil {
 			return err
 		}
-		final, err := w.db.StartEffect(ctx, p.EffectID)
+		info, _ := flows.EffectOf(flows.EffectType(p.Type))
+		start, err := w.db.StartEffect(ctx, p.EffectID, info.Money)
 		if packline.ErrorCode(err) == packline.ENOTFOUND {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if err != nil {
 			return err
 		}
-		if final {
+		if start.Final {
 			return nil
 		}
 		defer func() {
@@ -228,7 +233,7 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 		// The task carries the row as the relay read it; the row's effect
 		// and timer never change after the commit that wrote them, so the
 		// worker reads nothing more of it.
-		e := Effect{ID: p.EffectID, Type: p.Type, OrderID: p.OrderID, StoreID: p.StoreID, Version: p.Version, CreatedAt: p.CreatedAt}
+		e := Effect{ID: p.EffectID, Type: p.Type, OrderID: p.OrderID, StoreID: p.StoreID, Version: p.Version, CreatedAt: p.CreatedAt, Runs: start.Runs}
 		e.Retry, _ = asynq.GetRetryCount(ctx)
 		if p.Type != store.TimerType {
 			if p.Effect == nil {
