@@ -85,6 +85,10 @@ type Options struct {
 	// it, a stale row is always handed over again (harmless: handlers are
 	// idempotent) and queues are not re-registered.
 	Redis asynq.RedisConnOpt
+	// Fleet, when its ID is set, is stamped into Redis by every sweep (a
+	// flush removes the stamp); a Redis database another fleet stamped
+	// stops the relay with ErrForeignFleet. Needs Redis.
+	Fleet Fleet
 	// ListenURL is the PostgreSQL URL to LISTEN on for commits; empty
 	// means no LISTEN (the in-process Wake and the poll remain).
 	ListenURL string
@@ -178,6 +182,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	for {
 		if time.Since(lastSweep) >= r.opts.SweepInterval {
 			if err := r.pass(ctx, func(ctx context.Context) error { _, err := r.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
+				if errors.Is(err, ErrForeignFleet) {
+					return err
+				}
 				r.log.WarnContext(ctx, "relay sweep", "err", err)
 			}
 			lastSweep = time.Now()
@@ -329,6 +336,11 @@ type SweepResult struct {
 // SweepInterval; the scheduler role calls it through Scheduler.
 func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
+	if r.rdb != nil && r.opts.Fleet.ID != "" {
+		if err := Stamp(ctx, r.rdb, r.opts.Fleet); err != nil {
+			return res, err
+		}
+	}
 	r.registerQueues(ctx)
 	n, err := r.RelayDue(ctx)
 	res.Relayed = n
@@ -542,6 +554,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		var res SweepResult
 		if err := s.relay.pass(ctx, func(ctx context.Context) (err error) { res, err = s.relay.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrForeignFleet) {
+				return err
+			}
 			s.relay.log.WarnContext(ctx, "scheduler sweep", "err", err)
 		} else if res.Relayed+res.Redelivered > 0 {
 			s.relay.log.InfoContext(ctx, "scheduler sweep", "relayed", res.Relayed, "stale", res.Stale, "redelivered", res.Redelivered)

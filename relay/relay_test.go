@@ -2,6 +2,8 @@ package relay_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -379,6 +381,37 @@ func TestSweepLeavesTasksLiveWorkersRun(t *testing.T) {
 			t.Fatalf("row %+v", row)
 		}
 	})
+}
+
+// A sweep stamps its fleet into Redis again after a flush, and stops on a
+// Redis database another fleet stamped.
+func TestSweepStampsTheFleet(t *testing.T) {
+	e := setup(t, storetest.Default(), store.Options{})
+	ctx := t.Context()
+	mine := relay.Fleet{ID: "flt_mine", Database: "here"}
+	r := relay.New(e.db.DB, e.client, relay.Options{Redis: e.redis.Opt(), Fleet: mine})
+	if _, err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rdb := e.redis.Client(t)
+	if got, _ := rdb.Get(ctx, relay.FleetKey).Result(); !strings.Contains(got, "flt_mine") {
+		t.Fatalf("stamp %q", got)
+	}
+	e.redis.Flush(t)
+	if _, err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, relay.FleetKey).Result(); n != 1 {
+		t.Fatal("not stamped again after the flush")
+	}
+	e.redis.Flush(t)
+	if err := relay.Stamp(ctx, rdb, relay.Fleet{ID: "flt_other", Database: "there"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Sweep(ctx)
+	if !errors.Is(err, relay.ErrForeignFleet) || !strings.Contains(err.Error(), "flt_other") || !strings.Contains(err.Error(), "flt_mine") {
+		t.Fatalf("sweep on another fleet's Redis: %v", err)
+	}
 }
 
 // The scheduler alone relays an overdue timer: no relay is running.
