@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -165,17 +166,11 @@ func (db *DB) oweReversal(ctx context.Context, tx *sqlx.Tx, b *batch, row Effect
 		return false, err
 	}
 	data, _ := json.Marshal(map[string]string{"reverses": row.ID, "payment_id": p.ID})
-	payload, err := json.Marshal(flows.Effect{Type: typ, Amount: p.Amount, Purpose: p.Purpose, Event: owing.Event, Data: data})
-	if err != nil {
+	rid := ReversalID(row.ID)
+	note := fmt.Sprintf("the provider's %s %s (%d %s) came after the order moved on: %s %s owed", p.Kind, p.ID, p.Amount, p.Currency, typ, rid)
+	if err := owePaymentEffect(b, rid, row.OrderID, row.StoreID, row.Version, row.Seq, flows.Effect{Type: typ, Amount: p.Amount, Purpose: p.Purpose, Event: owing.Event, Data: data}, p.Provider, note, now); err != nil {
 		return false, err
 	}
-	rid := ReversalID(row.ID)
-	b.insertRows("outbox", []string{"id", "order_id", "store_id", "version", "seq", "type", "payload", "status", "run_at", "created_at"},
-		[][]any{{rid, row.OrderID, row.StoreID, row.Version, row.Seq, typ, string(payload), EffectPending, now, now}}, "ON CONFLICT (id) DO NOTHING")
-	note := fmt.Sprintf("the provider's %s %s (%d %s) came after the order moved on: %s %s owed", p.Kind, p.ID, p.Amount, p.Currency, typ, rid)
-	b.add(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
-		SELECT id, version, ?, 'note', status, status, ?, ?, ? FROM orders WHERE id = ?`,
-		now, string(packline.ActorPayment), p.Provider, note, row.OrderID)
 	return true, nil
 }
 
@@ -207,4 +202,70 @@ func (db *DB) paymentsOf(ctx context.Context, orderIDs []string) (map[string][]P
 		by[p.OrderID] = append(by[p.OrderID], p)
 	}
 	return by, nil
+}
+
+// owePaymentEffect adds to b a payment effect owed outside a transition (a
+// reversal, a reconciliation's fix), once per id, and a timeline note from
+// the payment provider saying why.
+func owePaymentEffect(b *batch, id, orderID, storeID string, version int64, seq int, e flows.Effect, provider, note string, now time.Time) error {
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b.insertRows("outbox", []string{"id", "order_id", "store_id", "version", "seq", "type", "payload", "status", "run_at", "created_at"},
+		[][]any{{id, orderID, storeID, version, seq, e.Type, string(payload), EffectPending, now, now}}, "ON CONFLICT (id) DO NOTHING")
+	b.add(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
+		SELECT id, version, ?, 'note', status, status, ?, ?, ? FROM orders WHERE id = ?`,
+		now, string(packline.ActorPayment), provider, note, orderID)
+	return nil
+}
+
+// OrderToReconcile is an order whose payments the reconciliation looks at.
+type OrderToReconcile struct {
+	ID      string `db:"id"`
+	StoreID string `db:"store_id"`
+	Version int64  `db:"version"`
+}
+
+// OrdersToReconcile returns up to limit orders, the longest unchanged first,
+// that have not been reconciled at their current version, changed last
+// before before, and have no payment effect still to run.
+func (db *DB) OrdersToReconcile(ctx context.Context, before time.Time, limit int) ([]OrderToReconcile, error) {
+	var out []OrderToReconcile
+	err := db.db.SelectContext(ctx, &out, db.rebind(`SELECT o.id, o.store_id, o.version FROM orders o
+		WHERE o.reconciled_version < o.version AND o.updated_at < ?
+			AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.order_id = o.id AND x.type LIKE 'payment:%' AND x.status IN `+runnable+`)
+		ORDER BY o.updated_at LIMIT ?`), before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read orders to reconcile: %w", err)
+	}
+	return out, nil
+}
+
+// MarkReconciled records that the order's payments matched at version.
+func (db *DB) MarkReconciled(ctx context.Context, o OrderToReconcile) error {
+	_, err := db.relaxed.ExecContext(ctx, db.rebind(`UPDATE orders SET reconciled_version = ? WHERE id = ? AND reconciled_version < ?`),
+		o.Version, o.ID, o.Version)
+	if err != nil {
+		return fmt.Errorf("mark order %s reconciled: %w", o.ID, err)
+	}
+	return nil
+}
+
+// OweReconciliation owes the order a payment effect of type typ (a refund
+// or a void the reconciliation found missing), with a timeline note: once
+// per order version and type, however often it is found missing.
+func (db *DB) OweReconciliation(ctx context.Context, o OrderToReconcile, typ, provider, note string) error {
+	h := sha256.Sum256([]byte(o.ID + "|" + strconv.FormatInt(o.Version, 10) + "|reconcile|" + typ))
+	id := "eff_" + hex.EncodeToString(h[:12])
+	data, _ := json.Marshal(map[string]string{"reconciliation": note})
+	b := &batch{}
+	if err := owePaymentEffect(b, id, o.ID, o.StoreID, o.Version, 1000, flows.Effect{Type: typ, Event: "reconciliation", Data: data}, provider, note, db.Now()); err != nil {
+		return err
+	}
+	if err := db.write(ctx, b); err != nil {
+		return fmt.Errorf("owe %s to order %s: %w", typ, o.ID, err)
+	}
+	db.wakeOutbox()
+	return nil
 }

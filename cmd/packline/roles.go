@@ -140,6 +140,9 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 		// Couriers without callbacks are asked where their shipments are.
 		poller := workers.NewTrackingPoller(db, cw.registry, workers.PollOptions{Logger: log})
 		g.Go(func() error { return poller.Run(ctx) })
+		// Payments are compared with the provider's records.
+		rec := workers.NewReconciler(db, deps.Payments, workers.ReconcileOptions{Logger: log})
+		g.Go(func() error { return rec.Run(ctx) })
 	}
 	if has["worker"] {
 		srv := workers.NewServer(redisOpt, workers.Config{Concurrency: cfg.Concurrency, Logger: log})
