@@ -57,7 +57,7 @@ func TestHelperProcess(t *testing.T) {
 
 // startHelper starts the worker process and returns it once it holds an
 // effect at point, with that effect's id.
-func startHelper(t *testing.T, dbURL string, r *redistest.Redis, point string, trigger func()) (*exec.Cmd, string) {
+func startHelper(t testing.TB, dbURL string, r *redistest.Redis, point string, trigger func()) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "PACKLINE_HELPER=worker", "PACKLINE_HELPER_DB="+dbURL,
@@ -203,4 +203,37 @@ func TestWorkerKilledAfterChargeThenCancelledRefunds(t *testing.T) {
 			})
 		})
 	}
+}
+
+// BenchmarkKilledWorkerRecovery is issue 10's figure for a SIGKILLed
+// worker: the time from the kill to the effect it held being done by
+// another worker, with the relay's default sweep (RedeliverAfter 10s): its
+// task is handed over again when the dead worker's heartbeat has expired,
+// not when Asynq's lease does (about 60 s).
+//
+//	go test -run '^$' -bench KilledWorkerRecovery -benchtime 3x ./workers/
+func BenchmarkKilledWorkerRecovery(b *testing.B) {
+	var total time.Duration
+	for range b.N {
+		e := setup(b, storetest.Default(), "cash-on-delivery", setupOpts{noStart: true})
+		f := e.start(fleettest.Options{NoWorker: true, Relay: relay.Options{Logger: fleettest.Logger()}})
+		e.setStock("MUG-1", 10)
+		var orderID string
+		cmd, effectID := startHelper(b, e.db.URL, e.redis, "stock:before_commit", func() {
+			orderID = e.create("", line("MUG-1", 1)).ID
+			e.send(orderID, "confirm", merchant, nil)
+		})
+		f.StartWorker(b)
+		killed := time.Now()
+		if err := cmd.Process.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		cmd.Wait()
+		fleettest.WaitFor(b, 2*time.Minute, "the killed worker's effect to be done", func() bool {
+			row, err := e.db.Effect(b.Context(), effectID)
+			return err == nil && row.Status == store.EffectDone
+		})
+		total += time.Since(killed)
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/recovery")
 }
