@@ -25,10 +25,8 @@ const (
 // EffectStatus is an outbox row's status.
 type EffectStatus string
 
-// sql is the status as an SQL literal: the one place the SQL spells a
-// status. A literal, not a parameter, so the partial indexes on status
-// (migrations 00008) match the queries.
-func (s EffectStatus) sql() string { return "'" + string(s) + "'" }
+// sql is the status as an SQL literal (see literal).
+func (s EffectStatus) sql() string { return literal(s) }
 
 // runnable is the SQL list of the statuses a row can still run in.
 var runnable = "(" + EffectPending.sql() + ", " + EffectEnqueued.sql() + ")"
