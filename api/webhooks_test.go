@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/packline/packline/api"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 	"github.com/packline/packline/webhooks"
@@ -194,7 +195,7 @@ func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := c.do("GET", "/v1/orders/"+id, c.mk, nil)
-		snap, err := c.db.OrderSnapshot(ctx, c.storeID, id, c.srv.URL)
+		snap, err := view.Snapshot(ctx, c.db, c.storeID, id, c.srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -247,6 +247,22 @@ type timelineRow struct {
 	Data      sql.NullString `db:"data"`
 }
 
+// OrderDetails returns the payments and the shipments (with their tracking
+// histories) of several orders, by order id, in three queries whatever
+// their number: what the API's view of a page of orders needs besides the
+// orders.
+func (db *DB) OrderDetails(ctx context.Context, orderIDs []string) (map[string][]Payment, map[string][]Shipment, error) {
+	payments, err := db.paymentsOf(ctx, orderIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	shipments, err := db.shipmentsOf(ctx, orderIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return payments, shipments, nil
+}
+
 // Timeline returns an order's timeline, oldest first.
 func (db *DB) Timeline(ctx context.Context, orderID string) ([]packline.TimelineEntry, error) {
 	var rows []timelineRow

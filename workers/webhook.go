@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/notify"
 	"github.com/packline/packline/store"
@@ -48,7 +49,7 @@ type WebhooksConfig struct {
 //     the store's enabled endpoints that want the event type, freezes the
 //     body ({"type", "timestamp": the transition's commit time, "data": the
 //     order as GET /v1/orders/{id} shows it to the merchant, from
-//     store.OrderSnapshot}), makes one delivery per endpoint
+//     view.Snapshot}), makes one delivery per endpoint
 //     (store.CreateWebhookDeliveries), and makes the first attempt of each
 //     itself, side by side; the effect is done once every first attempt is
 //     recorded, so a worker that dies on the way runs the fan-out again,
@@ -153,7 +154,7 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) (done bool, err error) 
 	if len(ids) == 0 {
 		return false, nil
 	}
-	snap, err := w.db.OrderSnapshot(ctx, e.StoreID, e.OrderID, w.baseURL)
+	snap, err := view.Snapshot(ctx, w.db, e.StoreID, e.OrderID, w.baseURL)
 	if err != nil {
 		return false, err
 	}
