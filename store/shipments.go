@@ -73,14 +73,14 @@ func (db *DB) CreateShipment(ctx context.Context, n NewShipment) (sh Shipment, c
 			label_pdf, status, status_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
 			id, n.OrderID, n.StoreID, n.Courier, n.TrackingNumber, n.TrackingURL, n.LabelPDF,
-			string(couriers.StatusPreTransit), now, now, now)
+			couriers.StatusPreTransit, now, now, now)
 		if err != nil {
 			return fmt.Errorf("store shipment of order %s: %w", n.OrderID, err)
 		}
 		if k, _ := r.RowsAffected(); k == 1 {
 			created = true
 			_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO shipment_events (shipment_id, status, courier_status, occurred_at, received_at)
-				VALUES (?, ?, 'label_created', ?, ?)`), id, string(couriers.StatusPreTransit), now, now)
+				VALUES (?, ?, 'label_created', ?, ?)`), id, couriers.StatusPreTransit, now, now)
 			if err != nil {
 				return fmt.Errorf("record the first tracking event of order %s: %w", n.OrderID, err)
 			}
@@ -213,11 +213,7 @@ func (db *DB) ShipmentsInStatus(ctx context.Context, courier string, statuses []
 	if len(statuses) == 0 {
 		return nil, nil
 	}
-	ss := make([]string, len(statuses))
-	for i, s := range statuses {
-		ss[i] = string(s)
-	}
-	q, args, err := sqlx.In(`SELECT `+shipmentColumns+` FROM shipments WHERE courier = ? AND status IN (?) ORDER BY status_at, id LIMIT ?`, courier, ss, limit)
+	q, args, err := sqlx.In(`SELECT `+shipmentColumns+` FROM shipments WHERE courier = ? AND status IN (?) ORDER BY status_at, id LIMIT ?`, courier, statuses, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +297,7 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 		out.Shipment, out.Order = sh, o
 		r, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO shipment_events (shipment_id, status, courier_status, occurred_at, received_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (shipment_id, status, occurred_at) DO NOTHING`),
-			sh.ID, string(u.Status), truncateTo(u.CourierStatus, 200), at, now)
+			sh.ID, u.Status, truncateTo(u.CourierStatus, 200), at, now)
 		if err != nil {
 			return fmt.Errorf("record tracking of shipment %s: %w", sh.ID, err)
 		}
@@ -313,7 +309,7 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 		if plan.Newer {
 			out.Newer = true
 			_, err := tx.ExecContext(ctx, db.rebind(`UPDATE shipments SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`),
-				string(u.Status), at, now, sh.ID)
+				u.Status, at, now, sh.ID)
 			if err != nil {
 				return fmt.Errorf("update shipment %s: %w", sh.ID, err)
 			}
