@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/internal/testhook"
 )
 
 // Outbox row statuses: pending → enqueued → done, or failed once the fleet
@@ -314,9 +315,7 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 		if err := db.exec(ctx, tx, b); err != nil {
 			return fmt.Errorf("finish effect %s: %w", id, err)
 		}
-		if hook, ok := ctx.Value(beforeCommitKey{}).(func(context.Context)); ok {
-			hook(ctx)
-		}
+		testhook.BeforeCommit(ctx)
 		return nil
 	})
 	if errors.Is(err, errRefused) {
@@ -343,15 +342,6 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 		db.committed(res)
 	}
 	return out, nil
-}
-
-type beforeCommitKey struct{}
-
-// WithBeforeCommit returns a context under which an effect's transaction
-// calls fn just before it commits, with every write made. It exists for
-// crash tests (kill a worker in the middle of moving stock) and nothing else.
-func WithBeforeCommit(ctx context.Context, fn func(context.Context)) context.Context {
-	return context.WithValue(ctx, beforeCommitKey{}, fn)
 }
 
 // refusal reports an error that says the order will not take the event, now
