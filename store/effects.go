@@ -375,10 +375,7 @@ func (db *DB) takeEffect(ctx context.Context, tx *sqlx.Tx, id string, now time.T
 }
 
 func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow, error) {
-	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?`
-	if db.dialect == Postgres {
-		q += ` FOR UPDATE`
-	}
+	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?` + db.forUpdate("")
 	var r EffectRow
 	err := tx.GetContext(ctx, &r, db.rebind(q), id)
 	if isNoRows(err) {

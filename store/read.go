@@ -109,8 +109,8 @@ func (db *DB) readOrder(ctx context.Context, q sqlx.QueryerContext, storeID, ord
 		l.quantity AS l_quantity, l.unit_price AS l_unit_price, l.customizable AS l_customizable, l.customization AS l_customization
 		FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
 		WHERE o.id = ? AND o.store_id = ? ORDER BY l.line_no`
-	if lock && db.dialect == Postgres {
-		query += ` FOR UPDATE OF o`
+	if lock {
+		query += db.forUpdate("o")
 	}
 	var rows []orderWithLine
 	if err := sqlx.SelectContext(ctx, q, &rows, db.rebind(query), orderID, storeID); err != nil {

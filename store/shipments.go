@@ -279,11 +279,7 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 	u.OccurredAt = at // as the shipment stores it, for couriers.Track
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		out, applied = TrackingResult{}, false
-		lock := ""
-		if db.dialect == Postgres {
-			lock = ` FOR UPDATE`
-		}
-		sh, err := db.getShipment(ctx, tx, `courier = ? AND tracking_number = ?`+lock, u.Courier, u.TrackingNumber)
+		sh, err := db.getShipment(ctx, tx, `courier = ? AND tracking_number = ?`+db.forUpdate(""), u.Courier, u.TrackingNumber)
 		if err != nil {
 			if packline.ErrorCode(err) == packline.ENOTFOUND {
 				return packline.Errorf(packline.ENOTFOUND, "no %s shipment has tracking number %s", u.Courier, u.TrackingNumber)

@@ -351,8 +351,8 @@ func (db *DB) WebhookDeliveryToAttempt(ctx context.Context, deliveryID string) (
 
 func (db *DB) deliveryByID(ctx context.Context, q sqlx.QueryerContext, id string, lock bool) (WebhookDelivery, error) {
 	query := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE id = ?`
-	if lock && db.dialect == Postgres {
-		query += ` FOR UPDATE`
+	if lock {
+		query += db.forUpdate("")
 	}
 	var d WebhookDelivery
 	err := sqlx.GetContext(ctx, q, &d, db.rebind(query), id)
