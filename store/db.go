@@ -262,11 +262,7 @@ func (db *DB) goose() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := goose.DialectPostgres
-	if db.dialect == SQLite {
-		d = goose.DialectSQLite3
-	}
-	return goose.NewProvider(d, db.db.DB, sub)
+	return goose.NewProvider(db.gooseDialect(), db.db.DB, sub)
 }
 
 // Migrate applies every pending migration.

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/internal/testhook"
 )
 
 // Outbox row statuses: pending → enqueued → done, or failed once the fleet
@@ -25,10 +26,8 @@ const (
 // EffectStatus is an outbox row's status.
 type EffectStatus string
 
-// sql is the status as an SQL literal: the one place the SQL spells a
-// status. A literal, not a parameter, so the partial indexes on status
-// (migrations 00008) match the queries.
-func (s EffectStatus) sql() string { return "'" + string(s) + "'" }
+// sql is the status as an SQL literal (see literal).
+func (s EffectStatus) sql() string { return literal(s) }
 
 // runnable is the SQL list of the statuses a row can still run in.
 var runnable = "(" + EffectPending.sql() + ", " + EffectEnqueued.sql() + ")"
@@ -372,9 +371,7 @@ func (db *DB) runEffectKeeping(ctx context.Context, id string, work effectWork, 
 		if err := db.exec(ctx, tx, b); err != nil {
 			return fmt.Errorf("finish effect %s: %w", id, err)
 		}
-		if hook, ok := ctx.Value(beforeCommitKey{}).(func(context.Context)); ok {
-			hook(ctx)
-		}
+		testhook.BeforeCommit(ctx)
 		return nil
 	})
 	if errors.Is(err, errRefused) {
@@ -408,15 +405,6 @@ func (db *DB) runEffectKeeping(ctx context.Context, id string, work effectWork, 
 	return out, nil
 }
 
-type beforeCommitKey struct{}
-
-// WithBeforeCommit returns a context under which an effect's transaction
-// calls fn just before it commits, with every write made. It exists for
-// crash tests (kill a worker in the middle of moving stock) and nothing else.
-func WithBeforeCommit(ctx context.Context, fn func(context.Context)) context.Context {
-	return context.WithValue(ctx, beforeCommitKey{}, fn)
-}
-
 // refusal reports an error that says the order will not take the event, now
 // or ever: a state conflict, a stale timer, bad data, or no such order.
 func refusal(err error) bool {
@@ -448,10 +436,7 @@ func (db *DB) takeEffect(ctx context.Context, tx *sqlx.Tx, id string, now time.T
 }
 
 func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow, error) {
-	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?`
-	if db.dialect == Postgres {
-		q += ` FOR UPDATE`
-	}
+	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?` + db.forUpdate("")
 	var r EffectRow
 	err := tx.GetContext(ctx, &r, db.rebind(q), id)
 	if isNoRows(err) {

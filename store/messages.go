@@ -14,11 +14,14 @@ import (
 // asked, and becomes sent (or failed, or skipped when there was nobody to
 // send it to) once: a sent or skipped key is never sent again.
 const (
-	MessageSending = "sending"
-	MessageSent    = "sent"
-	MessageSkipped = "skipped"
-	MessageFailed  = "failed"
+	MessageSending MessageStatus = "sending"
+	MessageSent    MessageStatus = "sent"
+	MessageSkipped MessageStatus = "skipped"
+	MessageFailed  MessageStatus = "failed"
 )
+
+// MessageStatus is a message row's status.
+type MessageStatus string
 
 // Message is one notification, rendered, with what became of it: the row a
 // notify:* task keeps per notify.Key(effect id, template), and an entry of
@@ -40,15 +43,15 @@ type Message struct {
 	ReplyTo       string `db:"reply_to"`
 	Subject       string `db:"subject"`
 	// Body is an email's text part, or the SMS.
-	Body       string       `db:"body"`
-	HTML       string       `db:"html"`
-	Status     string       `db:"status"`
-	Provider   string       `db:"provider"`
-	ProviderID string       `db:"provider_id"`
-	Error      string       `db:"error"`
-	Attempts   int          `db:"attempts"`
-	CreatedAt  time.Time    `db:"created_at"`
-	SentAt     sql.NullTime `db:"sent_at"`
+	Body       string        `db:"body"`
+	HTML       string        `db:"html"`
+	Status     MessageStatus `db:"status"`
+	Provider   string        `db:"provider"`
+	ProviderID string        `db:"provider_id"`
+	Error      string        `db:"error"`
+	Attempts   int           `db:"attempts"`
+	CreatedAt  time.Time     `db:"created_at"`
+	SentAt     sql.NullTime  `db:"sent_at"`
 }
 
 // Final reports whether nothing more will be done with the message.
@@ -117,7 +120,7 @@ func (db *DB) ClaimMessage(ctx context.Context, key string, lease time.Duration)
 	now := db.Now()
 	var rows []Message
 	err = db.db.SelectContext(ctx, &rows, db.rebind(`UPDATE messages SET attempts = attempts + 1, locked_until = ?
-		WHERE key = ? AND status = 'sending' AND (locked_until IS NULL OR locked_until < ?) RETURNING `+messageColumns), now.Add(lease), key, now)
+		WHERE key = ? AND status = `+literal(MessageSending)+` AND (locked_until IS NULL OR locked_until < ?) RETURNING `+messageColumns), now.Add(lease), key, now)
 	if err != nil {
 		return Message{}, false, fmt.Errorf("claim message %s: %w", key, err)
 	}
@@ -140,8 +143,8 @@ func (db *DB) MarkMessageSent(ctx context.Context, key, provider, providerID str
 func (db *DB) MarkMessageSentAndDone(ctx context.Context, key, provider, providerID, effectID string) error {
 	b := &batch{}
 	now := db.Now()
-	b.add(`UPDATE messages SET status = 'sent', provider = ?, provider_id = ?, error = '',
-		sent_at = ?, locked_until = NULL WHERE key = ? AND status = 'sending'`, provider, providerID, now, key)
+	b.add(`UPDATE messages SET status = `+literal(MessageSent)+`, provider = ?, provider_id = ?, error = '',
+		sent_at = ?, locked_until = NULL WHERE key = ? AND status = `+literal(MessageSending), provider, providerID, now, key)
 	if effectID != "" {
 		db.markDone(b, effectID, "", now)
 	}
@@ -157,9 +160,9 @@ func (db *DB) MarkMessageSentAndDone(ctx context.Context, key, provider, provide
 func (db *DB) MarkMessageFailed(ctx context.Context, key, provider, cause string, final bool) error {
 	q := `UPDATE messages SET provider = ?, error = ?, locked_until = NULL`
 	if final {
-		q += `, status = 'failed'`
+		q += `, status = ` + literal(MessageFailed)
 	}
-	_, err := db.db.ExecContext(ctx, db.rebind(q+` WHERE key = ? AND status = 'sending'`), provider, truncate(cause), key)
+	_, err := db.db.ExecContext(ctx, db.rebind(q+` WHERE key = ? AND status = `+literal(MessageSending)), provider, truncate(cause), key)
 	if err != nil {
 		return fmt.Errorf("record failure of message %s: %w", key, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/packline/packline"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/couriers"
 	"github.com/packline/packline/couriers/sandbox"
 	"github.com/packline/packline/payments"
@@ -208,7 +209,7 @@ func TestCourierLabelShipsEachFlow(t *testing.T) {
 						json.Unmarshal(x.Data, &data)
 					}
 				}
-				if data["courier"] != "sandbox" || data["tracking_number"] != shs[0].TrackingNumber || data["label_url"] != store.LabelPath(shs[0].ID) {
+				if data["courier"] != "sandbox" || data["tracking_number"] != shs[0].TrackingNumber || data["label_url"] != view.LabelPath(shs[0].ID) {
 					t.Fatalf("label_created data %v", data)
 				}
 				_, _, req := c.calls()

@@ -25,7 +25,7 @@ import (
 
 // TestHelperProcess is not a test: it is the worker process that
 // TestWorkerKilledMidTask starts from this test binary and kills. It runs a
-// worker server whose Hold blocks for ever at PACKLINE_HELPER_HOLD, after
+// worker server whose hold (WithHold) blocks for ever at PACKLINE_HELPER_HOLD, after
 // printing "HOLD <effect id>" so the parent knows where it is.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv("PACKLINE_HELPER") != "worker" {
@@ -44,12 +44,12 @@ func TestHelperProcess(t *testing.T) {
 	}
 	redisDB, _ := strconv.Atoi(os.Getenv("PACKLINE_HELPER_REDIS_DB"))
 	hold := os.Getenv("PACKLINE_HELPER_HOLD")
-	mux := workers.NewMux(workers.Deps{DB: db, Logger: fleettest.Logger(), Hold: func(ctx context.Context, point string, e workers.Effect) {
+	mux := workers.NewMux(workers.WithHold(workers.Deps{DB: db, Logger: fleettest.Logger()}, func(ctx context.Context, point string, e workers.Effect) {
 		if point == hold {
 			fmt.Printf("HOLD %s\n", e.ID)
 			select {}
 		}
-	}})
+	}))
 	srv := workers.NewServer(asynq.RedisClientOpt{Addr: os.Getenv("PACKLINE_HELPER_REDIS_ADDR"), DB: redisDB}, workers.Config{Logger: fleettest.Logger()})
 	workers.Run(ctx, srv, mux)
 	os.Exit(0)

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/internal/testhook"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/store"
@@ -114,7 +115,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		status = store.PaymentFailed
 	}
 	if w.hold != nil {
-		ctx = store.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "payment:before_commit", e) })
+		ctx = testhook.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "payment:before_commit", e) })
 	}
 	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
 		OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: req.Purpose,

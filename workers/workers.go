@@ -48,12 +48,12 @@ type Deps struct {
 	SMS      EffectHandler // notify:sms
 	Webhooks EffectHandler // webhook:deliver
 
-	// Hold, when set, is called at named points in the middle of a task:
+	// hold, when set, is called at named points in the middle of a task:
 	// "payment:answered" (the provider has answered; nothing is recorded
 	// yet) and "stock:before_commit" (stock is moved inside the open
-	// transaction). Tests use it to kill a worker at a known point; it is nil
-	// in production.
-	Hold func(ctx context.Context, point string, e Effect)
+	// transaction). Only this package's tests set it (WithHold, in
+	// export_test.go), to kill a worker at a known point.
+	hold func(ctx context.Context, point string, e Effect)
 }
 
 // Effect is one effect a handler runs: the outbox row, decoded.
@@ -177,7 +177,7 @@ func NewMux(deps Deps) *asynq.ServeMux {
 	if deps.DB == nil {
 		panic("workers: Deps.DB is required")
 	}
-	w := &worker{db: deps.DB, pay: deps.Payments, log: deps.Logger, hold: deps.Hold}
+	w := &worker{db: deps.DB, pay: deps.Payments, log: deps.Logger, hold: deps.hold}
 	if w.pay == nil {
 		w.pay = payments.NewSandbox(deps.DB)
 	}
