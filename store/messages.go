@@ -72,30 +72,62 @@ func (m *Message) utc() {
 // Status is what a new row starts as (sending, or skipped/failed for a
 // message that will never be sent).
 func (db *DB) RecordMessage(ctx context.Context, m Message) (Message, error) {
+	stored, _, err := db.insertMessage(ctx, m, 0, "ON CONFLICT (key) DO UPDATE SET key = excluded.key")
+	// A row of the key that exists comes back as it is: the no-op update
+	// is what makes RETURNING give it.
+	return stored, err
+}
+
+// StartMessage records m under its key and, when m is to be sent (status
+// sending), leases it to the caller for lease, in one statement: the
+// caller may send it when claimed is true. When a row of the key exists
+// already (an earlier run made it) it is claimed as ClaimMessage does.
+func (db *DB) StartMessage(ctx context.Context, m Message, lease time.Duration) (stored Message, claimed bool, err error) {
+	stored, inserted, err := db.insertMessage(ctx, m, lease, "ON CONFLICT (key) DO NOTHING")
+	if err != nil {
+		return Message{}, false, err
+	}
+	if inserted {
+		return stored, stored.Status == MessageSending, nil
+	}
+	return db.ClaimMessage(ctx, m.Key, lease)
+}
+
+// insertMessage inserts m with conflict (an ON CONFLICT clause) and
+// returns the row RETURNING gives, if any. A sending message is leased for
+// lease when lease is set (its first attempt counted).
+func (db *DB) insertMessage(ctx context.Context, m Message, lease time.Duration, conflict string) (Message, bool, error) {
 	now := db.Now()
 	var orderID *string
 	if m.OrderID != "" {
 		orderID = &m.OrderID
 	}
-	var sentAt *time.Time
+	var sentAt, lockedUntil *time.Time
 	if m.Status == MessageSent {
 		sentAt = &now
 	}
-	var stored Message
-	err := db.db.GetContext(ctx, &stored, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
-		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
-		created_at, sent_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING `+messageColumns),
-		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
-		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error), now, sentAt)
-	if err != nil {
-		return Message{}, fmt.Errorf("record message %s: %w", m.Key, err)
+	attempts := 0
+	if lease > 0 && m.Status == MessageSending {
+		until := now.Add(lease)
+		lockedUntil, attempts = &until, 1
 	}
-	// A row of the key that exists comes back as it is: the no-op update
-	// is what makes RETURNING give it.
-	stored.utc()
-	return stored, nil
+	var rows []Message
+	err := db.db.SelectContext(ctx, &rows, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
+		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
+		attempts, locked_until, created_at, sent_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`+conflict+` RETURNING `+messageColumns),
+		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
+		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error),
+		attempts, lockedUntil, now, sentAt)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("record message %s: %w", m.Key, err)
+	}
+	if len(rows) == 0 {
+		return Message{}, false, nil
+	}
+	rows[0].utc()
+	return rows[0], true, nil
 }
 
 // MessageByKey returns the message of a key; ENOTFOUND when there is none.
