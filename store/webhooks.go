@@ -327,8 +327,12 @@ func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) 
 	q, args := insertQuery("webhook_deliveries", []string{"id", "message_id", "endpoint_id", "store_id", "order_id", "effect_id",
 		"event_type", "payload", "status", "next_attempt_at", "created_at"}, rows,
 		`ON CONFLICT (message_id, endpoint_id) DO UPDATE SET message_id = excluded.message_id RETURNING `+deliveryColumns)
+	// The relaxed pool: a database crash that loses these rows loses no
+	// guarantee. The effect is not done until the attempts' records commit
+	// durably, which makes these rows durable too (WAL order); a crash
+	// before that runs the fan-out again, under the same webhook-id.
 	var out []WebhookDelivery
-	if err := db.db.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
+	if err := db.relaxed.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("create webhook deliveries of %s: %w", m.MessageID, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
