@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
@@ -28,7 +27,7 @@ import (
 // the order; only a provider that cannot answer makes the task retry.
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
-	kind := strings.TrimPrefix(e.Type, "payment:")
+	kind, _ := store.PaymentKindOf(e.Type)
 	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
 	var (
 		res    payments.Result
@@ -101,7 +100,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	if err == nil && !res.OK() {
 		outcome = "declined"
 	}
-	metrics.PaymentCall(w.pay.Name(), kind, outcome)
+	metrics.PaymentCall(w.pay.Name(), string(kind), outcome)
 	if errors.Is(err, payments.ErrNoReference) {
 		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
 	}
@@ -321,7 +320,7 @@ func MissingPayments(ctx context.Context, db *store.DB, pay payments.Provider, o
 		if eff, err := r.Effect(); err == nil {
 			purpose = eff.Purpose
 		}
-		p, err := db.RecordPayment(ctx, store.Payment{OrderID: orderID, StoreID: storeID, IdempotencyKey: r.ID, Kind: op.Kind,
+		p, err := db.RecordPayment(ctx, store.Payment{OrderID: orderID, StoreID: storeID, IdempotencyKey: r.ID, Kind: store.PaymentKind(op.Kind),
 			Purpose: purpose, Amount: op.Amount, Currency: op.Currency, Status: status, ErrorCode: op.ErrorCode,
 			Provider: pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod})
 		if err != nil {
