@@ -143,13 +143,8 @@ func (db *DB) CompletePayment(ctx context.Context, id string, p Payment, report 
 // or holds (a charge is refunded, a hold voided); ok is false for a kind that
 // moves no money to the merchant.
 func Reversal(kind PaymentKind) (typ string, ok bool) {
-	switch kind {
-	case PaymentCapture, PaymentConfirm:
-		return string(flows.EffectPaymentRefund), true
-	case PaymentAuthorize:
-		return string(flows.EffectPaymentVoid), true
-	}
-	return "", false
+	info, _ := flows.EffectOf(flows.EffectType("payment:" + string(kind)))
+	return string(info.ReversedBy), info.ReversedBy != ""
 }
 
 // ReversalID is the id of the effect that reverses the payment made by
