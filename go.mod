@@ -3,6 +3,7 @@ module github.com/packline/packline
 go 1.26.0
 
 require (
+	code.dny.dev/ssrf v0.3.0
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/boombuler/barcode v1.1.0
 	github.com/hibiken/asynq v0.26.0
