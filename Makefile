@@ -36,8 +36,10 @@ test: lint ## lint, every test (on SQLite and, when one answers, PostgreSQL: TES
 test-short: ## every test, without the race detector or fuzzing
 	$(GO) test -count=1 $(PKGS)
 
-fuzz: ## fuzz order decoding for FUZZTIME (default 15s)
-	$(GO) test -run '^$$' -fuzz '^FuzzCreateOrder$$' -fuzztime $(FUZZTIME) ./api
+fuzz: ## fuzz order, event and courier callback decoding, each for FUZZTIME (default 15s)
+	@for target in FuzzCreateOrder FuzzSendEvent FuzzCourierCallback; do \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./api || exit 1; \
+	done
 
 bench: ## Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -17,7 +17,7 @@ import (
 )
 
 type client struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	db       *store.DB
 	sf, mk   string // storefront and merchant keys
@@ -25,14 +25,14 @@ type client struct {
 	otherKey string // a merchant key of another store
 }
 
-func newClient(t *testing.T, dialect, flow string) *client {
+func newClient(t testing.TB, dialect, flow string) *client {
 	t.Helper()
 	return newClientWith(t, dialect, flow, api.Config{})
 }
 
 // newClientWith is newClient with an API configured by cfg (its DB is set
 // here).
-func newClientWith(t *testing.T, dialect, flow string, cfg api.Config) *client {
+func newClientWith(t testing.TB, dialect, flow string, cfg api.Config) *client {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
 	ctx := t.Context()
