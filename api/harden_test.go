@@ -184,3 +184,45 @@ func FuzzCourierCallback(f *testing.F) {
 		}
 	})
 }
+
+// A known path with a method it does not take is 405 with Allow (TRACE and
+// OPTIONS too); an unknown path stays 404.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	c := newClient(t, store.SQLite, "cash-on-delivery")
+	for _, tc := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/orders", "POST, GET, HEAD"},
+		{"PATCH", "/v1/orders/x", "GET, HEAD"},
+		{"GET", "/v1/couriers/sandbox/callbacks", "POST"},
+		{"TRACE", "/v1/orders", "POST, GET, HEAD"},
+		{"OPTIONS", "/v1/orders/x/events", "POST"},
+		{"POST", "/v1/stock/TEE-M", "PUT, GET, HEAD"},
+		{"PUT", "/v1/store", "GET, HEAD, PATCH"},
+		{"PUT", "/v1/webhook-endpoints/we_1", "GET, HEAD, DELETE"},
+	} {
+		res := c.do(tc.method, tc.path, c.mk, nil)
+		if res.status != 405 || res.header.Get("Allow") != tc.allow || res.errField("code") != "method_not_allowed" {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 Allow %q", tc.method, tc.path, res.status, res.header.Get("Allow"), res.raw, tc.allow)
+		}
+	}
+	if res := c.do("GET", "/v1/nowhere", c.mk, nil); res.status != 404 || res.header.Get("Allow") != "" {
+		t.Errorf("unknown path: %d %v", res.status, res.header)
+	}
+	if res := c.do("HEAD", "/v1/orders", c.mk, nil); res.status != 200 {
+		t.Errorf("HEAD /v1/orders: %d", res.status)
+	}
+}
+
+// The auth scheme is case-insensitive; anything but Bearer is not a key.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	c := newClient(t, store.SQLite, "cash-on-delivery")
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
+		if res := c.do("GET", "/v1/orders", "", nil, "Authorization", scheme+" "+c.mk); res.status != 200 {
+			t.Errorf("%s <key>: %d %s", scheme, res.status, res.raw)
+		}
+	}
+	for _, h := range []string{"Basic " + c.mk, "Bearer", "Bearer ", "bearer  ", c.mk, "Bearer" + c.mk} {
+		if res := c.do("GET", "/v1/orders", "", nil, "Authorization", h); res.status != 401 {
+			t.Errorf("Authorization %q: %d, want 401", h, res.status)
+		}
+	}
+}
