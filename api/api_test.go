@@ -18,7 +18,8 @@ import (
 
 type client struct {
 	t        testing.TB
-	srv      *httptest.Server
+	srv      *httptest.Server // the API, every exchange checked against openapi.yaml
+	api      http.Handler     // the API itself
 	db       *store.DB
 	sf, mk   string // storefront and merchant keys
 	storeID  string
@@ -45,9 +46,10 @@ func newClientWith(t testing.TB, dialect, flow string, cfg api.Config) *client {
 		t.Fatal(err)
 	}
 	cfg.DB = db
-	srv := httptest.NewServer(api.New(cfg))
+	h := api.New(cfg)
+	srv := httptest.NewServer(specHandler(t, h)) // spec_test.go
 	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
+	return &client{t: t, srv: srv, api: h, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
 }
 
 type response struct {
