@@ -141,6 +141,9 @@ type Relay struct {
 
 	inspector *asynq.Inspector
 	rdb       redis.UniversalClient
+	// unlisted holds when the sweep first saw an active task, not yet
+	// started, that no live server listed (see state).
+	unlisted sync.Map
 }
 
 // New returns a relay of db's outbox into Asynq through client. Call Run.
@@ -348,6 +351,12 @@ func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
 		return res, err
 	}
 	running, known := r.runningTasks(ctx)
+	r.unlisted.Range(func(id, first any) bool {
+		if time.Since(first.(time.Time)) > time.Minute { // started, done or handed over since
+			r.unlisted.Delete(id)
+		}
+		return true
+	})
 	for {
 		rows, err := r.db.ClaimStaleEffects(ctx, r.opts.RedeliverAfter, r.opts.Batch, r.opts.Types)
 		if err != nil {
@@ -423,12 +432,13 @@ const (
 
 // state says whether the row's latest task will run without a new
 // hand-over: Asynq holds it waiting (pending, scheduled, retry), or it is
-// active and either a live server runs it or no worker has started it yet
-// (one took it a moment ago). An active task of a started row that no live
-// server runs belongs to a dead worker: Asynq would hand it out again only
-// when its lease runs out, a minute later, so it is lost. Without an
-// inspector, or when Redis cannot say, the task is lost: a needless
-// redelivery is harmless.
+// active and a live server runs it (its heartbeat lists it). An active
+// task no live server runs belongs to a dead worker: Asynq would hand it
+// out again only when its lease runs out, a minute later, so it is lost.
+// One whose row no worker has marked started yet may have been taken a
+// moment ago, before its server's next heartbeat: it is lost only when it
+// is still unlisted a heartbeat later. Without an inspector, or when Redis
+// cannot say, the task is lost: a needless redelivery is harmless.
 func (r *Relay) state(ctx context.Context, row store.EffectRow, running map[string]bool, known bool) taskState {
 	if r.inspector == nil {
 		return taskLost
@@ -447,14 +457,24 @@ func (r *Relay) state(ctx context.Context, row store.EffectRow, running map[stri
 		return taskWaiting
 	case asynq.TaskStateActive:
 		switch {
-		case !row.StartedAt.Valid:
-			return taskWaiting
 		case !known || running[id]:
+			r.unlisted.Delete(id)
 			return taskRunning
+		case !row.StartedAt.Valid:
+			first, seen := r.unlisted.LoadOrStore(id, time.Now())
+			if !seen || time.Since(first.(time.Time)) < unlistedGrace {
+				return taskRunning
+			}
+			r.unlisted.Delete(id)
 		}
 	}
 	return taskLost
 }
+
+// unlistedGrace is how long an active task no live server lists, whose row
+// is not started, is given to appear in a heartbeat (Asynq's servers write
+// theirs every 5 s).
+var unlistedGrace = 6 * time.Second
 
 // parallel runs fn(0) … fn(n-1), Options.Parallel at a time.
 func (r *Relay) parallel(n int, fn func(i int)) {
