@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/packline/packline/internal/fleet"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -155,7 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bin := opts.packline
 	if bin == "" {
 		fmt.Fprintln(stderr, "building packline…")
-		if bin, err = buildPackline(ctx, tmp); err != nil {
+		if bin, err = fleet.Build(ctx, tmp); err != nil {
 			return err
 		}
 	}
@@ -237,7 +238,7 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 	}
 	env := packlineEnv(os.Environ(), dsn, redisURL, b.opts, randomHex(24))
 	b.progress.phase("migrate")
-	if _, err := runPackline(ctx, bin, env, "migrate"); err != nil {
+	if _, err := fleet.Run(ctx, bin, env, "migrate"); err != nil {
 		return err
 	}
 	b.db.stmts = newStatements(ctx, b.db.DB, b.db.name)
@@ -251,10 +252,10 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 		return err
 	}
 	defer b.stopFleet()
-	api := newAPIClient(b.fleet.api())
-	watch := newWatcher(b.db.DB, 10*time.Millisecond)
-	go watch.run(ctx)
-	b.actors = &actors{api: api, watch: watch, courierSecret: envValue(env, "PACKLINE_SANDBOX_COURIER_SECRET"), patience: b.opts.patience}
+	api := fleet.NewClient(b.fleet.api())
+	watch := fleet.NewWatcher(b.db.DB, 10*time.Millisecond, benchMarker)
+	go watch.Run(ctx)
+	b.actors = &actors{api: api, watch: watch, courierSecret: fleet.EnvValue(env, "PACKLINE_SANDBOX_COURIER_SECRET"), patience: b.opts.patience}
 	b.progress.phase(fmt.Sprintf("create %d stores", b.opts.stores))
 	if b.stores, err = createStores(ctx, bin, env, api, hooks, time.Now().UTC().Format("20060102T150405"), b.opts.stores); err != nil {
 		return err
@@ -266,7 +267,7 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 	for role, n := range b.fleet.logErrors() {
 		b.problem(fmt.Errorf("packline %s logged %d errors (see its log)", role, n))
 	}
-	b.report.HTTP = api.counts()
+	b.report.HTTP = api.Counts()
 	b.report.Webhooks = hooks.deliveries.Load()
 	b.report.Problems = b.problemList()
 	return nil
@@ -331,15 +332,7 @@ func (b *bench) problemList() []string {
 // (payments are the sandbox by default), loopback webhooks, and a per-key
 // rate limit no benchmark client reaches.
 func packlineEnv(base []string, dsn, redisURL string, o options, courierSecret string) []string {
-	var env []string
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PACKLINE_") || k == "DATABASE_URL" || k == "REDIS_URL" || strings.HasPrefix(k, "LOG_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
+	return fleet.Env(base,
 		"DATABASE_URL="+dsn,
 		"REDIS_URL="+redisURL,
 		"PACKLINE_TIMER_SCALE="+o.timerScale,
@@ -352,15 +345,6 @@ func packlineEnv(base []string, dsn, redisURL string, o options, courierSecret s
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)
-}
-
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, key+"="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 func randomHex(n int) string {
