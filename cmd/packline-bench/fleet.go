@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/packline/packline/internal/fleet"
@@ -85,18 +82,9 @@ func (f *roles) peakRSS() map[string]Num {
 func (f *roles) logErrors() map[string]int {
 	out := map[string]int{}
 	for _, p := range f.procs {
-		fh, err := os.Open(p.LogPath)
-		if err != nil {
-			continue
+		if n := fleet.LogErrors(p.LogPath)[p.LogPath]; n > 0 {
+			out[p.Role] = n
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"level":"ERROR"`) {
-				out[p.Role]++
-			}
-		}
-		fh.Close()
 	}
 	return out
 }

@@ -6,6 +6,7 @@
 package fleet
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -253,4 +254,24 @@ func Tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// LogErrors counts the error-level lines (LOG_FORMAT=json) of each log.
+func LogErrors(paths ...string) map[string]int {
+	out := map[string]int{}
+	for _, path := range paths {
+		fh, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"level":"ERROR"`) {
+				out[path]++
+			}
+		}
+		fh.Close()
+	}
+	return out
 }
