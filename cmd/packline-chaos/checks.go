@@ -557,5 +557,3 @@ func writeTable(w io.Writer, checks []Check) {
 		}
 	}
 }
-
-

@@ -329,7 +329,9 @@ func (d *driver) create(ctx context.Context, o *orderRun) error {
 }
 
 func (d *driver) merchant(event string, data map[string]any) step {
-	return func(ctx context.Context, o *orderRun) error { return d.event(ctx, o, o.store.Merchant, "merchant", event, data) }
+	return func(ctx context.Context, o *orderRun) error {
+		return d.event(ctx, o, o.store.Merchant, "merchant", event, data)
+	}
 }
 
 func (d *driver) customer(event string, data map[string]any) step {
