@@ -189,22 +189,13 @@ func (a *actors) waitFor(id, what string, cond func(fleet.OrderState) bool) step
 }
 
 // courier posts the sandbox courier's signed callbacks for the order's
-// shipment, a second apart in courier time, and wants the order in
-// orderStatus after the last.
+// shipment and wants the order in orderStatus after the last.
 func (a *actors) courier(id, orderStatus string, statuses ...couriers.Status) step {
 	return func(ctx context.Context) error {
-		tracking := sandbox.TrackingNumber(id) // the label's key is the order id
-		now := time.Now()
-		var got string
-		for i, st := range statuses {
-			var err error
-			if got, err = a.api.CourierCallback(ctx, a.courierSecret, tracking, st, now.Add(time.Duration(i+1)*time.Second)); err != nil {
-				return fmt.Errorf("order %s: %w", id, err)
-			}
+		got, err := a.api.CourierCallbacks(ctx, a.courierSecret, id, statuses...)
+		if err == nil && got != orderStatus {
+			err = fmt.Errorf("order %s is %s after the courier's %s, want %s", id, got, statuses[len(statuses)-1], orderStatus)
 		}
-		if got != orderStatus {
-			return fmt.Errorf("order %s is %s after the courier's %s, want %s", id, got, statuses[len(statuses)-1], orderStatus)
-		}
-		return nil
+		return err
 	}
 }

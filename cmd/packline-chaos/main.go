@@ -14,8 +14,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,7 +23,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,12 +111,8 @@ type Result struct {
 // errViolations is returned when the run completed and found violations.
 var errViolations = errors.New("violations found")
 
-type quietRedis struct{}
-
-func (quietRedis) Printf(context.Context, string, ...any) {}
-
 func main() {
-	redis.SetLogger(quietRedis{})
+	redis.SetLogger(fleet.QuietRedis{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if _, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -180,20 +173,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 			return nil, err
 		}
 	}
-	courierSecret := randomHex(24)
-	env := fleet.Env(os.Environ(),
-		"DATABASE_URL="+pg.url("packline"),
-		"REDIS_URL="+rs.url(),
-		"PACKLINE_TIMER_SCALE="+opts.timerScale,
-		"PACKLINE_WORKER_CONCURRENCY="+fmt.Sprint(opts.concurrency),
-		"PACKLINE_SANDBOX_COURIER_SECRET="+courierSecret,
-		"PACKLINE_WEBHOOK_ALLOW_PRIVATE=true",
-		"PACKLINE_OPS_PASSWORD="+randomHex(12),
-		"PACKLINE_RATE_LIMIT=1000000",
-		"PACKLINE_RATE_BURST=1000000",
-		"LOG_LEVEL=info",
-		"LOG_FORMAT=json",
-	)
+	courierSecret := fleet.RandomHex(24)
+	env := fleet.RoleEnv(os.Environ(), fleet.Settings{DatabaseURL: pg.url("packline"), RedisURL: rs.url(),
+		TimerScale: opts.timerScale, Concurrency: opts.concurrency, CourierSecret: courierSecret})
 	if _, err := fleet.Run(ctx, bin, env, "migrate"); err != nil {
 		return nil, err
 	}
@@ -486,20 +468,10 @@ func writeReport(w io.Writer, r *Result) {
 	}
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// gitCommit is the tree's commit, when run in a git checkout.
+// gitCommit is the tree's commit, "-dirty" when it has changes.
 func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return ""
-	}
-	s := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+	s := fleet.GitCommit()
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); s != "" && err == nil && len(st) > 0 {
 		s += "-dirty"
 	}
 	return s

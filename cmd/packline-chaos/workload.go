@@ -371,23 +371,14 @@ func (d *driver) waitFor(what string, cond func(fleet.OrderState) bool) step {
 }
 
 // courier posts the sandbox courier's signed callbacks for the order's
-// shipment, a second apart in courier time, and wants the order in
-// orderStatus after the last.
+// shipment and wants the order in orderStatus after the last.
 func (d *driver) courier(orderStatus string, statuses ...couriers.Status) step {
 	return func(ctx context.Context, o *orderRun) error {
-		tracking := sandbox.TrackingNumber(o.id) // the label's key is the order id
-		base := time.Now()
-		var got string
-		for i, st := range statuses {
-			var err error
-			if got, err = d.api.CourierCallback(ctx, d.courierSecret, tracking, st, base.Add(time.Duration(i+1)*time.Second)); err != nil {
-				return fmt.Errorf("courier %s: %w", st, err)
-			}
+		got, err := d.api.CourierCallbacks(ctx, d.courierSecret, o.id, statuses...)
+		if err == nil && got != orderStatus {
+			err = fmt.Errorf("order is %s after the courier's %s, want %s", got, statuses[len(statuses)-1], orderStatus)
 		}
-		if got != orderStatus {
-			return fmt.Errorf("order is %s after the courier's %s, want %s", got, statuses[len(statuses)-1], orderStatus)
-		}
-		return nil
+		return err
 	}
 }
 

@@ -227,3 +227,20 @@ func (c *Client) CourierCallback(ctx context.Context, secret, tracking string, s
 	})
 	return res.OrderStatus, err
 }
+
+// CourierCallbacks posts the sandbox courier's callbacks for the order's
+// shipment (its tracking number is derived from the order id), one per
+// status, a second apart in courier time, and returns the order's status
+// after the last.
+func (c *Client) CourierCallbacks(ctx context.Context, secret, orderID string, statuses ...couriers.Status) (string, error) {
+	tracking := sandbox.TrackingNumber(orderID)
+	base := time.Now()
+	var got string
+	for i, st := range statuses {
+		var err error
+		if got, err = c.CourierCallback(ctx, secret, tracking, st, base.Add(time.Duration(i+1)*time.Second)); err != nil {
+			return "", fmt.Errorf("order %s, courier %s: %w", orderID, st, err)
+		}
+	}
+	return got, nil
+}
