@@ -67,7 +67,7 @@ func (c *checker) run(ctx context.Context) ([]Check, error) {
 	}
 	var out []Check
 	for _, f := range []func(context.Context, []dbOrder, map[string]dbOrder) (Check, error){
-		c.ordersOnce, c.expectedStates, c.outbox, c.stock, c.ledgerPerOrder, c.messages, c.webhooksAcked, c.webhookIDs, c.payments,
+		c.ordersOnce, c.expectedStates, c.outbox, c.stock, c.ledgerPerOrder, c.messages, c.webhooksAcked, c.webhookIDs,
 	} {
 		ch, err := f(ctx, all, byID)
 		if err != nil {
@@ -75,7 +75,11 @@ func (c *checker) run(ctx context.Context) ([]Check, error) {
 		}
 		out = append(out, ch)
 	}
-	return out, nil
+	money, err := c.payments(ctx, byID)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, money...), nil
 }
 
 // ordersOnce: every order answered 201 is in the database, once; no order
@@ -414,8 +418,13 @@ func (c *checker) webhookIDs(context.Context, []dbOrder, map[string]dbOrder) (Ch
 // declined, refunded) has had every charge refunded; a sold order kept its
 // total; every card-check hold was voided; and every answer the provider
 // gave is recorded in payments (money reconciled).
-func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbOrder) (Check, error) {
-	ch := Check{Name: "no double charge; cancelled paid orders refunded; holds voided; provider and payments reconciled"}
+func (c *checker) payments(ctx context.Context, byID map[string]dbOrder) ([]Check, error) {
+	double := Check{Name: "no double charge (provider records)"}
+	refunded := Check{Name: "every order cancelled, declined or refunded after a charge refunded in full"}
+	sold := Check{Name: "every sold order charged its total, once"}
+	holds := Check{Name: "every card-check hold voided"}
+	recon := Check{Name: "money reconciled: every provider answer recorded in payments"}
+	all := func() []Check { return []Check{double, refunded, sold, holds, recon} }
 	var sp []struct {
 		Key     string         `db:"idempotency_key"`
 		Ref     string         `db:"ref"`
@@ -428,7 +437,7 @@ func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbO
 	if err := c.db.SelectContext(ctx, &sp, marker+`SELECT sp.idempotency_key, sp.ref, sp.operation, sp.amount, sp.status, sp.target_ref,
 		COALESCE(x.order_id, p.order_id) AS order_id
 		FROM sandbox_payments sp LEFT JOIN outbox x ON x.id = sp.idempotency_key LEFT JOIN payments p ON p.idempotency_key = sp.idempotency_key`); err != nil {
-		return ch, err
+		return nil, err
 	}
 	var pay []struct {
 		Key    string `db:"idempotency_key"`
@@ -436,7 +445,7 @@ func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbO
 		Ref    string `db:"provider_ref"`
 	}
 	if err := c.db.SelectContext(ctx, &pay, marker+`SELECT idempotency_key, status, provider_ref FROM payments`); err != nil {
-		return ch, err
+		return nil, err
 	}
 	recorded := map[string]string{}
 	for _, p := range pay {
@@ -461,7 +470,7 @@ func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbO
 	unrecorded := 0
 	for _, r := range sp {
 		if !r.OrderID.Valid {
-			ch.fail("provider %s %s (key %s) belongs to no order", r.Op, r.Ref, r.Key)
+			recon.fail("provider %s %s (key %s) belongs to no order", r.Op, r.Ref, r.Key)
 			continue
 		}
 		want := "failed"
@@ -470,7 +479,7 @@ func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbO
 		}
 		if got, ok := recorded[r.Key]; !ok || got != want {
 			unrecorded++
-			ch.fail("%s: provider %s %s %s (key %s) recorded as %q in payments", r.OrderID.String, r.Op, r.Status, r.Ref, r.Key, got)
+			recon.fail("%s: provider %s %s %s (key %s) recorded as %q in payments", r.OrderID.String, r.Op, r.Status, r.Ref, r.Key, got)
 		}
 		if r.Status != "succeeded" {
 			continue
@@ -492,48 +501,56 @@ func (c *checker) payments(ctx context.Context, _ []dbOrder, byID map[string]dbO
 	}
 	kept := map[string]string{"made-to-order": "delivered", "prepaid-simple": "shipped", "request-approval": "completed"}
 	returned := map[string]bool{"cancelled": true, "canceled": true, "declined": true, "refunded": true, "expired": true}
-	charged, refundedOrders := 0, 0
+	charged, refundedOrders, returnedOrders, soldOrders, nholds, ncharges := 0, 0, 0, 0, 0, 0
 	for id, m := range per {
 		o := byID[id]
 		if len(m.charges) > 1 {
-			ch.fail("%s (%s, %s): charged %d times: %s", id, o.Flow, o.Status, len(m.charges), strings.Join(m.charges, ", "))
+			double.fail("%s (%s, %s): charged %d times: %s", id, o.Flow, o.Status, len(m.charges), strings.Join(m.charges, ", "))
 		}
 		if m.charged > 0 {
 			charged++
 		}
+		ncharges += len(m.charges)
+		nholds += len(m.holds)
 		for ref, amt := range m.refundByChrg {
 			if amt > m.chargeAmt[ref] {
-				ch.fail("%s: refunded %d of charge %s of %d", id, amt, ref, m.chargeAmt[ref])
+				double.fail("%s: refunded %d of charge %s of %d", id, amt, ref, m.chargeAmt[ref])
 			}
 		}
 		for ref := range m.holds {
 			if !m.voided[ref] {
-				ch.fail("%s (%s, %s): card-check hold %s never voided", id, o.Flow, o.Status, ref)
+				holds.fail("%s (%s, %s): card-check hold %s never voided", id, o.Flow, o.Status, ref)
 			}
 		}
 		net := m.charged - m.refunded
 		switch {
 		case returned[o.Status]:
+			returnedOrders++
 			if m.refunded > 0 {
 				refundedOrders++
 			}
 			if net != 0 {
-				ch.fail("%s (%s, %s): provider keeps %d (charged %d, refunded %d)", id, o.Flow, o.Status, net, m.charged, m.refunded)
+				refunded.fail("%s (%s, %s): provider keeps %d (charged %d, refunded %d)", id, o.Flow, o.Status, net, m.charged, m.refunded)
 			}
 		case kept[o.Flow] == o.Status:
+			soldOrders++
 			if net != o.Total {
-				ch.fail("%s (%s, %s): provider holds %d of its total %d", id, o.Flow, o.Status, net, o.Total)
+				sold.fail("%s (%s, %s): provider holds %d of its total %d", id, o.Flow, o.Status, net, o.Total)
 			}
 		}
 	}
 	// A sold order the provider has no charge for.
 	for _, o := range c.orders {
 		if d, ok := byID[o.id]; ok && kept[d.Flow] == d.Status && (per[d.ID] == nil || per[d.ID].charged == 0) {
-			ch.fail("%s (%s, %s): no charge at the provider", d.ID, d.Flow, d.Status)
+			sold.fail("%s (%s, %s): no charge at the provider", d.ID, d.Flow, d.Status)
 		}
 	}
-	ch.Checked = fmt.Sprintf("%d provider records, %d payments rows, %d orders charged, %d refunded", len(sp), len(pay), charged, refundedOrders)
-	return ch, nil
+	double.Checked = fmt.Sprintf("%d charges of %d orders", ncharges, charged)
+	refunded.Checked = fmt.Sprintf("%d such orders that touched money, %d refunded", returnedOrders, refundedOrders)
+	sold.Checked = fmt.Sprintf("%d sold orders", soldOrders)
+	holds.Checked = fmt.Sprintf("%d holds", nholds)
+	recon.Checked = fmt.Sprintf("%d provider records, %d payments rows", len(sp), len(pay))
+	return all(), nil
 }
 
 // writeTable prints the checks as a table.

@@ -162,6 +162,9 @@ var scripts = []*script{
 			d.merchant("refund", nil),
 			d.expect("refunded"))
 	}},
+	{name: "mto-impatient", flow: "made-to-order", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+		return d.steps(ctx, o, d.awhile("be paid", fleet.HasFlag("paid")), d.customer("cancel", nil), d.expect("cancelled"))
+	}},
 	{name: "mto-declined", flow: "made-to-order", weight: 1, method: "pm_card_chargeDeclined", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.customer("cancel", nil), d.expect("cancelled"))
 	}},
@@ -216,6 +219,14 @@ var scripts = []*script{
 			d.merchant("complete", nil),
 			d.expect("completed"))
 	}},
+	{name: "ra-impatient", flow: "request-approval", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+		return d.steps(ctx, o,
+			d.waitFor("pass its card check", fleet.HasFlag("card_checked")),
+			d.merchant("accept", nil),
+			d.awhile("be charged", fleet.HasFlag("paid")),
+			d.customer("cancel", nil),
+			d.expect("canceled"))
+	}},
 	{name: "ra-card-declined", flow: "request-approval", weight: 1, method: "pm_card_chargeDeclined", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.waitFor("be declined", fleet.InStatus("declined")), d.expect("declined"))
 	}},
@@ -231,6 +242,9 @@ var scripts = []*script{
 	}},
 	{name: "pp-cancel-at-once", flow: "prepaid-simple", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.customer("cancel", nil), d.expect("cancelled"))
+	}},
+	{name: "pp-impatient", flow: "prepaid-simple", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+		return d.steps(ctx, o, d.awhile("be paid", fleet.HasFlag("paid")), d.customer("cancel", nil), d.expect("cancelled"))
 	}},
 	{name: "pp-cancel-paid", flow: "prepaid-simple", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o,
@@ -367,6 +381,27 @@ func (d *driver) waitFor(what string, cond func(fleet.OrderState) bool) step {
 	return func(ctx context.Context, o *orderRun) error {
 		_, err := d.watch.Until(ctx, o.id, what, d.patience, cond)
 		return err
+	}
+}
+
+// impatience is how long an impatient customer waits before cancelling:
+// long enough for a healthy fleet to take the payment, short against a
+// killed worker's lost task, so some cancel while their payment effect is
+// stuck somewhere between the provider and the database.
+const impatience = 3 * time.Second
+
+// awhile waits for cond for impatience at most, and goes on either way.
+func (d *driver) awhile(what string, cond func(fleet.OrderState) bool) step {
+	return func(ctx context.Context, o *orderRun) error {
+		_, err := d.watch.Until(ctx, o.id, what, impatience, cond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o.branch = "waited"
+		if err != nil {
+			o.branch = "gave up waiting"
+		}
+		return nil
 	}
 }
 
