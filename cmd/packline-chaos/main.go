@@ -82,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.faultWindow = 40*time.Second + time.Duration(float64(80*time.Second)*float64(o.orders)/3000)
 	}
 	if o.killEvery <= 0 {
-		o.killEvery = o.faultWindow / 12
+		o.killEvery = (o.faultWindow / 12).Round(100 * time.Millisecond)
 	}
 	return o, nil
 }

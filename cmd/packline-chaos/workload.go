@@ -388,7 +388,7 @@ func (d *driver) waitFor(what string, cond func(fleet.OrderState) bool) step {
 // long enough for a healthy fleet to take the payment, short against a
 // killed worker's lost task, so some cancel while their payment effect is
 // stuck somewhere between the provider and the database.
-const impatience = 3 * time.Second
+const impatience = 1500 * time.Millisecond
 
 // awhile waits for cond for impatience at most, and goes on either way.
 func (d *driver) awhile(what string, cond func(fleet.OrderState) bool) step {
