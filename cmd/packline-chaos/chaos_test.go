@@ -12,7 +12,8 @@ import (
 )
 
 // TestChaos runs the chaos suite at 300 orders, with its faults packed into
-// 40 s: every check must hold. It needs initdb, pg_ctl (PostgreSQL 13+)
+// 40 s: every check must hold, and then (-self-test) every check must see
+// the results broken on purpose. It needs initdb, pg_ctl (PostgreSQL 13+)
 // and redis-server, and fails, naming them, when they are missing. make
 // chaos runs the full size.
 func TestChaos(t *testing.T) {
@@ -27,7 +28,7 @@ func TestChaos(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	start := time.Now()
-	res, err := run(ctx, []string{"-orders", "300", "-fault-window", "40s", "-quiesce-timeout", "3m", "-packline", bin},
+	res, err := run(ctx, []string{"-orders", "300", "-fault-window", "40s", "-quiesce-timeout", "3m", "-self-test", "-packline", bin},
 		&stdout, testLog{t})
 	t.Logf("chaos run took %s\n%s", time.Since(start).Round(time.Second), stdout.String())
 	if errors.Is(err, errViolations) {

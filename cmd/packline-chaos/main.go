@@ -49,6 +49,8 @@ type options struct {
 	timerScale     string
 	concurrency    int
 	storesPerFlow  int
+	selfTest       bool
+	faults         bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -69,6 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.timerScale, "timer-scale", "0.01", "PACKLINE_TIMER_SCALE: a day lasts 14.4 minutes, so no expiry fires in a healthy run")
 	fs.IntVar(&o.concurrency, "concurrency", 10, "PACKLINE_WORKER_CONCURRENCY of each worker")
 	fs.IntVar(&o.storesPerFlow, "stores-per-flow", 2, "stores of each flow")
+	fs.BoolVar(&o.faults, "faults", true, "run the faults; -faults=false is the control run (quiescence is then timed from the end of the workload)")
+	fs.BoolVar(&o.selfTest, "self-test", false, "after the checks, break the results once for each check and fail unless every check sees it (the database is left broken)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -231,10 +235,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 	go watch.Run(wctx)
 	dr := &driver{api: api, watch: watch, db: db, courierSecret: courierSecret, patience: opts.quiesceTimeout}
 
-	note("workload: %d orders over %s; faults: a worker SIGKILLed every %s, then relays, FLUSHALL, Redis, PostgreSQL, api",
-		opts.orders, opts.faultWindow, opts.killEvery)
+	if opts.faults {
+		note("workload: %d orders over %s; faults: a worker SIGKILLed every %s, then relays, FLUSHALL, Redis, PostgreSQL, api",
+			opts.orders, opts.faultWindow, opts.killEvery)
+	} else {
+		note("workload: %d orders over %s; no faults (the control run)", opts.orders, opts.faultWindow)
+	}
 	workStart := time.Now()
-	faults := schedule(opts.faultWindow, opts.killEvery, f, rs, pg)
+	var faults []fault
+	if opts.faults {
+		faults = schedule(opts.faultWindow, opts.killEvery, f, rs, pg)
+	}
 	var (
 		lastFault time.Time
 		wg        sync.WaitGroup
@@ -251,6 +262,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 	scriptsDone := time.Now()
 	res.WorkloadSeconds = scriptsDone.Sub(workStart).Seconds()
 	wg.Wait()
+	if lastFault.IsZero() {
+		lastFault = scriptsDone // the control run: no fault
+	}
 	if ctx.Err() != nil {
 		return nil, errors.New("interrupted: nothing is checked")
 	}
@@ -269,7 +283,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 	if err != nil {
 		return nil, fmt.Errorf("checks: %w", err)
 	}
-	checks = append(checks, c.fleetChecks(f, res, ok, opts.quiesceTimeout)...)
+	dbChecks := checks
+	checks = append(checks[:len(checks):len(checks)], c.fleetChecks(f, res, ok, opts.quiesceTimeout)...)
 	res.Checks = checks
 	for _, ch := range checks {
 		res.Violations += ch.Violations
@@ -294,6 +309,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 	}
 	if res.Violations > 0 {
 		return res, fmt.Errorf("%w: %d (see the table)", errViolations, res.Violations)
+	}
+	if opts.selfTest {
+		if err := c.selfTest(ctx, dbChecks); err != nil {
+			return res, err
+		}
+		note("self-test: every check saw the results broken")
 	}
 	return res, nil
 }
