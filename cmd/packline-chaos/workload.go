@@ -162,7 +162,7 @@ var scripts = []*script{
 			d.merchant("refund", nil),
 			d.expect("refunded"))
 	}},
-	{name: "mto-impatient", flow: "made-to-order", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+	{name: "mto-impatient", flow: "made-to-order", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.awhile("be paid", fleet.HasFlag("paid")), d.customer("cancel", nil), d.expect("cancelled"))
 	}},
 	{name: "mto-declined", flow: "made-to-order", weight: 1, method: "pm_card_chargeDeclined", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
@@ -219,7 +219,7 @@ var scripts = []*script{
 			d.merchant("complete", nil),
 			d.expect("completed"))
 	}},
-	{name: "ra-impatient", flow: "request-approval", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+	{name: "ra-impatient", flow: "request-approval", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o,
 			d.waitFor("pass its card check", fleet.HasFlag("card_checked")),
 			d.merchant("accept", nil),
@@ -243,7 +243,7 @@ var scripts = []*script{
 	{name: "pp-cancel-at-once", flow: "prepaid-simple", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.customer("cancel", nil), d.expect("cancelled"))
 	}},
-	{name: "pp-impatient", flow: "prepaid-simple", weight: 2, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
+	{name: "pp-impatient", flow: "prepaid-simple", weight: 3, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
 		return d.steps(ctx, o, d.awhile("be paid", fleet.HasFlag("paid")), d.customer("cancel", nil), d.expect("cancelled"))
 	}},
 	{name: "pp-cancel-paid", flow: "prepaid-simple", weight: 1, method: "pm_card_visa", lines: itemLines, run: func(ctx context.Context, d *driver, o *orderRun) error {
