@@ -457,7 +457,11 @@ func (p *progress) done(n int) {
 // writeReport prints the run's summary and its table.
 func writeReport(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\npackline chaos run: %d orders, seed %d, commit %s, %s\n", r.Orders, r.Seed, r.Commit, r.StartedAt.Format(time.RFC3339))
-	fmt.Fprintf(w, "faults (over %.0f s, a worker killed every %.1f s):\n", r.FaultWindow, r.KillEvery)
+	if len(r.Faults) == 0 {
+		fmt.Fprintf(w, "no faults (the control run): quiescence is timed from the end of the workload\n")
+	} else {
+		fmt.Fprintf(w, "faults (over %.0f s, a worker killed every %.1f s):\n", r.FaultWindow, r.KillEvery)
+	}
 	for _, f := range r.Faults {
 		fmt.Fprintf(w, "  %6.1fs  %s (%.1f s)%s\n", f.Offset, f.Name, f.Took, map[bool]string{true: ": " + fleet.Tail(f.Error, 200)}[f.Error != ""])
 	}
