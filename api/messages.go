@@ -42,7 +42,7 @@ func (s *Server) orderMessages(w http.ResponseWriter, r *http.Request, k store.K
 	}{Messages: make([]messageView, 0, len(ms))}
 	for _, m := range ms {
 		v := messageView{Channel: m.Channel, To: m.Recipient, Recipient: m.RecipientType, Template: m.Template,
-			Subject: m.Subject, Body: m.Body, Status: m.Status, Error: m.Error, Provider: m.Provider, CreatedAt: m.CreatedAt}
+			Subject: m.Subject, Body: m.Body, Status: string(m.Status), Error: m.Error, Provider: m.Provider, CreatedAt: m.CreatedAt}
 		if m.SentAt.Valid {
 			t := m.SentAt.Time
 			v.SentAt = &t

@@ -8,13 +8,14 @@ import (
 	"strconv"
 
 	"github.com/packline/packline"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/store"
 )
 
 // writeOrder answers with o as the caller sees it (allowed_events are those
 // its actor may send), timeline included.
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, k store.Key, o *packline.Order, status int) {
-	v, err := s.db.ViewOrder(r.Context(), o, k.Actor().Type, baseURLFrom(r.Context()))
+	v, err := view.Read(r.Context(), s.db, o, k.Actor().Type, baseURLFrom(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -63,7 +64,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, k store.Key
 		s.writeOrder(w, r, k, created, status)
 		return
 	}
-	v, err := s.db.ViewNewOrder(r.Context(), created, k.Actor().Type, baseURLFrom(r.Context()))
+	v, err := view.ReadNew(r.Context(), s.db, created, k.Actor().Type, baseURLFrom(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -102,14 +103,14 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key)
 		s.writeError(w, r, err)
 		return
 	}
-	views, err := s.db.ViewOrders(r.Context(), orders, k.Actor().Type, baseURLFrom(r.Context()))
+	views, err := view.ReadPage(r.Context(), s.db, orders, k.Actor().Type, baseURLFrom(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	out := struct {
-		Orders     []store.OrderView `json:"orders"`
-		NextCursor *string           `json:"next_cursor"`
+		Orders     []view.Order `json:"orders"`
+		NextCursor *string      `json:"next_cursor"`
 	}{Orders: views}
 	if next != "" {
 		out.NextCursor = &next

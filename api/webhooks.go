@@ -179,10 +179,10 @@ type attemptView struct {
 }
 
 func deliveryViewOf(d store.WebhookDelivery) deliveryView {
-	v := deliveryView{ID: d.ID, WebhookID: d.MessageID, EventType: d.EventType, OrderID: d.OrderID, Status: d.Status,
+	v := deliveryView{ID: d.ID, WebhookID: d.MessageID, EventType: d.EventType, OrderID: d.OrderID, Status: string(d.Status),
 		AttemptCount: d.Attempts, LastStatusCode: d.LastStatusCode, LastError: d.LastError, CreatedAt: d.CreatedAt,
 		Attempts: make([]attemptView, 0, len(d.Log)), Payload: json.RawMessage(d.Payload)}
-	if d.NextAttemptAt.Valid && d.Status == store.DeliveryPending {
+	if d.NextAttemptAt.Valid && d.Status == webhooks.DeliveryPending {
 		t := d.NextAttemptAt.Time
 		v.NextAttemptAt = &t
 	}
@@ -191,7 +191,7 @@ func deliveryViewOf(d store.WebhookDelivery) deliveryView {
 		v.DeliveredAt = &t
 	}
 	for _, a := range d.Log {
-		v.Attempts = append(v.Attempts, attemptView{Attempt: a.Attempt, AttemptedAt: a.AttemptedAt, Outcome: a.Outcome,
+		v.Attempts = append(v.Attempts, attemptView{Attempt: a.Attempt, AttemptedAt: a.AttemptedAt, Outcome: a.Outcome.String(),
 			StatusCode: a.StatusCode, Error: a.Error, LatencyMS: a.LatencyMS, ResponseBody: a.ResponseBody})
 	}
 	if !json.Valid(v.Payload) {

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/packline/packline/api"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
+	"github.com/packline/packline/webhooks"
 )
 
 // hookClient is a client of an API that admits private webhook URLs or
@@ -133,8 +135,8 @@ func TestWebhookDeliveryLogAndReplayOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := c.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: ds[0].ID, Attempt: 1, AttemptedAt: time.Now(),
-			Outcome: store.AttemptRetry, StatusCode: 502, Error: "HTTP 502 Bad Gateway", Latency: 42 * time.Millisecond,
-			ResponseBody: "upstream down", Retry: true, RetryIn: time.Hour}); err != nil {
+			Outcome: webhooks.Retry, StatusCode: 502, Error: "HTTP 502 Bad Gateway", Latency: 42 * time.Millisecond,
+			ResponseBody: "upstream down", RetryAfter: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -193,7 +195,7 @@ func TestWebhookDataIsTheOrderAsTheAPIShowsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := c.do("GET", "/v1/orders/"+id, c.mk, nil)
-		snap, err := c.db.OrderSnapshot(ctx, c.storeID, id, c.srv.URL)
+		snap, err := view.Snapshot(ctx, c.db, c.storeID, id, c.srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}

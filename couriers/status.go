@@ -122,3 +122,32 @@ func FlowEvent(s Status) string {
 	}
 	return ""
 }
+
+// TrackingPlan is what a tracking update does to its shipment and its
+// order (Track); the store writes it in the transaction that records the
+// update.
+type TrackingPlan struct {
+	// Newer: the update supersedes the shipment's status, which moves to
+	// the update's.
+	Newer bool
+	// Event is the flow event to send the order as the courier
+	// (FlowEvent), "" for none: a status that is not newer sends none.
+	Event string
+	// Note is the update's line on the order's timeline.
+	Note string
+}
+
+// Track decides what update u does to a shipment now at status cur, which
+// occurred at curAt: a newer status (Supersedes) moves the shipment and
+// sends the order its FlowEvent; an older or equal one only joins the
+// history and the timeline, saying so. u.OccurredAt is to be at the
+// precision the shipment stores.
+func Track(cur Status, curAt time.Time, u Update) TrackingPlan {
+	p := TrackingPlan{Note: fmt.Sprintf("%s %s: %s", u.Courier, u.TrackingNumber, u.Status)}
+	if !Supersedes(cur, curAt, u.Status, u.OccurredAt) {
+		p.Note += fmt.Sprintf(" (the shipment is at %s already; not applied)", cur)
+		return p
+	}
+	p.Newer, p.Event = true, FlowEvent(u.Status)
+	return p
+}

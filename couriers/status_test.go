@@ -110,3 +110,36 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("empty registry has names")
 	}
 }
+
+func TestTrack(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	up := func(s couriers.Status, when time.Time) couriers.Update {
+		return couriers.Update{Courier: "sandbox", TrackingNumber: "SBX1", Status: s, OccurredAt: when}
+	}
+	for _, tc := range []struct {
+		name string
+		cur  couriers.Status
+		u    couriers.Update
+		want couriers.TrackingPlan
+	}{
+		{name: "delivered after in transit delivers the order", cur: couriers.StatusInTransit, u: up(couriers.StatusDelivered, at.Add(time.Hour)),
+			want: couriers.TrackingPlan{Newer: true, Event: "deliver", Note: "sandbox SBX1: delivered"}},
+		{name: "the first scan ships the order", cur: couriers.StatusPreTransit, u: up(couriers.StatusInTransit, at.Add(time.Hour)),
+			want: couriers.TrackingPlan{Newer: true, Event: "ship", Note: "sandbox SBX1: in_transit"}},
+		{name: "a newer status without an event moves the shipment only", cur: couriers.StatusOutForDelivery, u: up(couriers.StatusFailure, at.Add(time.Hour)),
+			want: couriers.TrackingPlan{Newer: true, Note: "sandbox SBX1: failure"}},
+		{name: "a late older status moves nothing", cur: couriers.StatusDelivered, u: up(couriers.StatusInTransit, at.Add(-time.Hour)),
+			want: couriers.TrackingPlan{Note: "sandbox SBX1: in_transit (the shipment is at delivered already; not applied)"}},
+		{name: "the same rank, earlier, moves nothing", cur: couriers.StatusFailure, u: up(couriers.StatusOutForDelivery, at.Add(-time.Minute)),
+			want: couriers.TrackingPlan{Note: "sandbox SBX1: out_for_delivery (the shipment is at failure already; not applied)"}},
+		{name: "unknown never moves", cur: couriers.StatusPreTransit, u: up(couriers.StatusUnknown, at.Add(time.Hour)),
+			want: couriers.TrackingPlan{Note: "sandbox SBX1: unknown (the shipment is at pre_transit already; not applied)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := couriers.Track(tc.cur, at, tc.u); got != tc.want {
+				t.Errorf("Track = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -117,6 +117,11 @@ type EffectInfo struct {
 	// (payment:authorize's 1.00 card check); others charge what the order
 	// says.
 	FixedAmount bool
+	// Money marks the payment effects. A worker records their start
+	// durably, and a run that follows an earlier start asks the provider
+	// for the answer under the effect id, whatever state the order is in
+	// now: the earlier run may have moved the money before it died.
+	Money bool
 }
 
 // The policies shared by several entries.
@@ -134,7 +139,7 @@ var catalogue = []EffectInfo{
 		// reported and the task ends. Gives up after MaxRetry retries of
 		// transient provider errors, or at once on a malformed payload or a
 		// missing order.
-		Type: EffectPaymentAuthorize, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
+		Money: true, Type: EffectPaymentAuthorize, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
 		FixedAmount: true,
@@ -142,14 +147,14 @@ var catalogue = []EffectInfo{
 	{
 		// Charges the full amount (request-approval's accept and
 		// retry_payment) with the newest payment method.
-		Type: EffectPaymentCapture, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
+		Money: true, Type: EffectPaymentCapture, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
 	},
 	{
 		// Asks the provider for the checkout payment of a new order
 		// (made-to-order, prepaid-simple).
-		Type: EffectPaymentConfirm, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
+		Money: true, Type: EffectPaymentConfirm, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
 	},
@@ -158,12 +163,12 @@ var catalogue = []EffectInfo{
 		// one that never succeeded, is done. While the authorization it voids
 		// is still running it retries, so a decline that overtakes the check
 		// still releases it.
-		Type: EffectPaymentVoid, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
+		Money: true, Type: EffectPaymentVoid, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 	},
 	{
 		// Gives back what the order's charges took, less what was refunded.
-		Type: EffectPaymentRefund, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
+		Money: true, Type: EffectPaymentRefund, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 	},
 	{

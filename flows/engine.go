@@ -62,6 +62,19 @@ type Timer struct {
 	StateVersion int64     `json:"state_version,omitempty"`
 }
 
+// StillIn reports whether o is still in one of states and, when
+// stateVersion is set, has not left and re-entered it since: the check a
+// timer makes before it acts (Timer.States and StateVersion), and any
+// event sent only for some states.
+func StillIn(o *packline.Order, states []string, stateVersion int64) bool {
+	for _, s := range states {
+		if s == o.Status {
+			return stateVersion == 0 || stateVersion == o.StateVersion
+		}
+	}
+	return false
+}
+
 // Result is what applying an event produces. Order is the order after the
 // event (status, version, flags, amounts); the store commits it with
 // compare-and-set on the old version.

@@ -67,6 +67,16 @@ var (
 		Help: "Calls to payment providers, by provider, operation and outcome.",
 	}, []string{"provider", "operation", "outcome"})
 
+	paymentsReconciled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "packline_payments_reconciliations_total",
+		Help: "Orders the payments reconciliation looked at, by outcome (ok, unreconciled).",
+	}, []string{"outcome"})
+
+	paymentsUnreconciled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "packline_payments_unreconciled",
+		Help: "Orders whose money, at the provider, does not match their payments and their flow, as the scheduler's reconciliation last found (0 on roles that do not reconcile).",
+	})
+
 	httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "packline_http_requests_total",
 		Help: "HTTP requests served, by route (the mux pattern) and status code.",
@@ -99,7 +109,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		ordersCreated, transitions, effects, effectDuration,
-		webhookDeliveries, courierCalls, paymentCalls,
+		webhookDeliveries, courierCalls, paymentCalls, paymentsReconciled, paymentsUnreconciled,
 		httpRequests, httpDuration, scrapeErrors,
 	)
 	// Export the error counters at zero so an alert on them has a series
@@ -108,6 +118,13 @@ func init() {
 		scrapeErrors.WithLabelValues(s)
 	}
 }
+
+// PaymentsReconciled counts an order the reconciliation looked at.
+func PaymentsReconciled(outcome string) { paymentsReconciled.WithLabelValues(outcome).Inc() }
+
+// SetPaymentsUnreconciled sets how many orders the reconciliation knows do
+// not match.
+func SetPaymentsUnreconciled(n int) { paymentsUnreconciled.Set(float64(n)) }
 
 // OrderCreated counts an order the intake API accepted.
 func OrderCreated(flow string) { ordersCreated.WithLabelValues(flow).Inc() }

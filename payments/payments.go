@@ -73,6 +73,21 @@ type Provider interface {
 	Void(ctx context.Context, r Request) (Result, error)
 	// Refund gives back Amount of the charge named by Reference.
 	Refund(ctx context.Context, r Request) (Result, error)
+	// Lookup returns what the provider did under an idempotency key,
+	// without doing anything; found is false when it never saw the key.
+	// The fleet asks it where its own records may have missed an answer
+	// (a worker that died between the provider's answer and the commit).
+	Lookup(ctx context.Context, idempotencyKey string) (op Operation, found bool, err error)
+}
+
+// Operation is what a provider did under one idempotency key.
+type Operation struct {
+	// Kind is the operation: authorize, capture, confirm, void or refund.
+	Kind          string
+	Amount        int64
+	Currency      string
+	PaymentMethod string
+	Result
 }
 
 // ErrNoReference is returned by Void and Refund for a Reference the provider

@@ -150,6 +150,30 @@ func (s *Sandbox) do(ctx context.Context, op string, r Request, decline string) 
 	return Result{Status: got.Status, ErrorCode: got.ErrorCode, Reference: got.Ref}, nil
 }
 
+// Lookup returns the sandbox's record of the operation made under key.
+func (s *Sandbox) Lookup(ctx context.Context, key string) (Operation, bool, error) {
+	var rows []struct {
+		Op        string `db:"operation"`
+		Method    string `db:"payment_method"`
+		Amount    int64  `db:"amount"`
+		Currency  string `db:"currency"`
+		Status    string `db:"status"`
+		ErrorCode string `db:"error_code"`
+		Ref       string `db:"ref"`
+	}
+	sq := s.db.SQL()
+	if err := sq.SelectContext(ctx, &rows, sq.Rebind(`SELECT operation, payment_method, amount, currency, status, error_code, ref
+		FROM sandbox_payments WHERE idempotency_key = ?`), key); err != nil {
+		return Operation{}, false, fmt.Errorf("sandbox: look up %s: %w", key, err)
+	}
+	if len(rows) == 0 {
+		return Operation{}, false, nil
+	}
+	r := rows[0]
+	return Operation{Kind: r.Op, Amount: r.Amount, Currency: r.Currency, PaymentMethod: r.Method,
+		Result: Result{Status: r.Status, ErrorCode: r.ErrorCode, Reference: r.Ref}}, true, nil
+}
+
 func oneOf(s string, ss []string) bool {
 	for _, x := range ss {
 		if x == s {

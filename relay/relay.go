@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,12 +61,19 @@ type Options struct {
 	// (default 1s).
 	PollInterval time.Duration
 	// RedeliverAfter is how long a row may stay enqueued, neither relayed
-	// nor started by a worker, before the sweep looks at whether Asynq
-	// still has it (default 2m; it must exceed tasks.MaxTimeout, or a slow
-	// task is run twice, harmlessly but for nothing).
+	// nor started by a worker, before the sweep asks Asynq about it
+	// (default 10s): a task Asynq no longer has (a flush, a restart), or
+	// one a worker that stopped sending heartbeats was running (SIGKILL),
+	// is handed over again. It must exceed Asynq's heartbeat (5s), so that a
+	// task a live worker just took is in its server's list. Without
+	// Options.Redis the sweep cannot ask, and hands over again every such
+	// row: set it above tasks.MaxTimeout then.
 	RedeliverAfter time.Duration
-	// SweepInterval is how often Run sweeps (default RedeliverAfter/4,
-	// at most 30s).
+	// SweepInterval is how often Run sweeps (default RedeliverAfter/5,
+	// at most 30s). A row whose task a worker is running is looked at
+	// again at the next sweep after SweepInterval/2, so a SIGKILLed worker's
+	// tasks run again within about 10s (its heartbeat's expiry) plus 1.5
+	// SweepIntervals.
 	SweepInterval time.Duration
 	// Types, when set, limits the relay to these task types: rows of
 	// other types (effects with no handler yet) stay pending and visible.
@@ -77,6 +85,10 @@ type Options struct {
 	// it, a stale row is always handed over again (harmless: handlers are
 	// idempotent) and queues are not re-registered.
 	Redis asynq.RedisConnOpt
+	// Fleet, when its ID is set, is stamped into Redis by every sweep (a
+	// flush removes the stamp); a Redis database another fleet stamped
+	// stops the relay with ErrForeignFleet. Needs Redis.
+	Fleet Fleet
 	// ListenURL is the PostgreSQL URL to LISTEN on for commits; empty
 	// means no LISTEN (the in-process Wake and the poll remain).
 	ListenURL string
@@ -99,10 +111,10 @@ func (o *Options) defaults() {
 		o.PollInterval = time.Second
 	}
 	if o.RedeliverAfter <= 0 {
-		o.RedeliverAfter = 2 * time.Minute
+		o.RedeliverAfter = 10 * time.Second
 	}
 	if o.SweepInterval <= 0 {
-		o.SweepInterval = min(o.RedeliverAfter/4, 30*time.Second)
+		o.SweepInterval = min(o.RedeliverAfter/5, 30*time.Second)
 	}
 	if o.PassTimeout <= 0 {
 		o.PassTimeout = 30 * time.Second
@@ -170,6 +182,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	for {
 		if time.Since(lastSweep) >= r.opts.SweepInterval {
 			if err := r.pass(ctx, func(ctx context.Context) error { _, err := r.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
+				if errors.Is(err, ErrForeignFleet) {
+					return err
+				}
 				r.log.WarnContext(ctx, "relay sweep", "err", err)
 			}
 			lastSweep = time.Now()
@@ -222,42 +237,27 @@ func (r *Relay) RelayDue(ctx context.Context) (int, error) {
 	}
 }
 
-// enqueueAll hands rows to Asynq, Options.Parallel at a time, and returns
-// the ones it could not hand over with the first error.
+// enqueueAll hands rows to Asynq (each as its Deliveries-th task),
+// Options.Parallel at a time, and returns the ones it could not hand over
+// with the first error.
 func (r *Relay) enqueueAll(ctx context.Context, rows []store.EffectRow) ([]store.EffectRow, error) {
-	if len(rows) == 0 {
-		return nil, nil
-	}
 	var (
 		mu       sync.Mutex
 		failed   []store.EffectRow
 		firstErr error
-		wg       sync.WaitGroup
-		next     atomic.Int64
 	)
-	for range min(r.opts.Parallel, len(rows)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(rows) {
-					return
-				}
-				row := rows[i]
-				if err := r.enqueue(ctx, row, row.Deliveries); err != nil {
-					r.log.WarnContext(ctx, "enqueue effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
-					mu.Lock()
-					failed = append(failed, row)
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
+	r.parallel(len(rows), func(i int) {
+		row := rows[i]
+		if err := r.enqueue(ctx, row, row.Deliveries); err != nil {
+			r.log.WarnContext(ctx, "enqueue effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
+			mu.Lock()
+			failed = append(failed, row)
+			if firstErr == nil {
+				firstErr = err
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Unlock()
+		}
+	})
 	return failed, firstErr
 }
 
@@ -327,66 +327,155 @@ type SweepResult struct {
 
 // Sweep registers the queues again (after a Redis flush), relays overdue
 // pending rows, and looks at every row enqueued longer than RedeliverAfter
-// without a worker starting it: if Asynq still has its task waiting
-// (pending, scheduled, retry) it is left alone, otherwise (lost in a flush
-// or restart, or held by a worker that died) it is handed over again as a
-// new delivery. Run calls it every SweepInterval; the scheduler role calls
-// it through Scheduler.
+// without a worker starting it in that time. If Asynq still has its task
+// waiting (pending, scheduled, retry), or a live worker is running it, it
+// is left alone; otherwise (lost in a flush or restart, or held by a
+// worker whose heartbeat stopped) it is handed over again as a new
+// delivery. Rows are claimed, checked and handed over a batch at a time,
+// Options.Parallel Redis round trips at once. Run calls it every
+// SweepInterval; the scheduler role calls it through Scheduler.
 func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
+	if r.rdb != nil && r.opts.Fleet.ID != "" {
+		if err := Stamp(ctx, r.rdb, r.opts.Fleet); err != nil {
+			return res, err
+		}
+	}
 	r.registerQueues(ctx)
 	n, err := r.RelayDue(ctx)
 	res.Relayed = n
 	if err != nil {
 		return res, err
 	}
+	running, known := r.runningTasks(ctx)
 	for {
 		rows, err := r.db.ClaimStaleEffects(ctx, r.opts.RedeliverAfter, r.opts.Batch, r.opts.Types)
 		if err != nil {
 			return res, err
 		}
-		for _, row := range rows {
-			res.Stale++
-			if r.waiting(ctx, row) {
-				continue
+		res.Stale += len(rows)
+		states := make([]taskState, len(rows))
+		r.parallel(len(rows), func(i int) { states[i] = r.state(ctx, rows[i], running, known) })
+		again := make([]store.EffectRow, 0, len(rows))
+		var held []string
+		for i, row := range rows {
+			switch states[i] {
+			case taskLost:
+				row.Deliveries++
+				again = append(again, row)
+			case taskRunning:
+				held = append(held, row.ID)
 			}
-			if err := r.enqueue(ctx, row, row.Deliveries+1); err != nil {
-				r.log.WarnContext(ctx, "redeliver effect", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID, "err", err)
-				continue
-			}
-			if err := r.db.MarkRedelivered(ctx, row.ID); err != nil {
-				return res, err
-			}
-			res.Redelivered++
-			r.log.InfoContext(ctx, "effect redelivered", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID,
-				"delivery", row.Deliveries+1)
 		}
+		if err := r.db.RecheckEffects(ctx, r.opts.RedeliverAfter, r.opts.SweepInterval/2, held...); err != nil {
+			return res, err
+		}
+		failed, _ := r.enqueueAll(ctx, again)
+		handed := make([]string, 0, len(again))
+		for _, row := range again {
+			if !slices.ContainsFunc(failed, func(f store.EffectRow) bool { return f.ID == row.ID }) {
+				handed = append(handed, row.ID)
+				r.log.InfoContext(ctx, "effect redelivered", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID,
+					"delivery", row.Deliveries)
+			}
+		}
+		if err := r.db.MarkRedelivered(ctx, handed...); err != nil {
+			return res, err
+		}
+		res.Redelivered += len(handed)
 		if len(rows) < r.opts.Batch {
 			return res, nil
 		}
 	}
 }
 
-// waiting reports whether Asynq still holds the row's latest task in a state
-// from which it will run by itself. Without an inspector, or when Redis
-// cannot say, it reports false: a needless redelivery is harmless.
-func (r *Relay) waiting(ctx context.Context, row store.EffectRow) bool {
+// runningTasks returns the ids of the tasks live Asynq servers are running,
+// from their heartbeats (a server that stops beating drops out of the list
+// within 10s); known is false when Redis cannot say.
+func (r *Relay) runningTasks(ctx context.Context) (running map[string]bool, known bool) {
 	if r.inspector == nil {
-		return false
+		return nil, false
+	}
+	servers, err := r.inspector.Servers()
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.WarnContext(ctx, "list asynq servers", "err", err)
+		}
+		return nil, false
+	}
+	running = map[string]bool{}
+	for _, s := range servers {
+		for _, w := range s.ActiveWorkers {
+			running[w.TaskID] = true
+		}
+	}
+	return running, true
+}
+
+// taskState is what the sweep makes of a stale row's task.
+type taskState int
+
+const (
+	taskWaiting taskState = iota // Asynq will run it by itself
+	taskRunning                  // a worker runs it: look again soon
+	taskLost                     // hand it over again
+)
+
+// state says whether the row's latest task will run without a new
+// hand-over: Asynq holds it waiting (pending, scheduled, retry), or it is
+// active and either a live server runs it or no worker has started it yet
+// (one took it a moment ago). An active task of a started row that no live
+// server runs belongs to a dead worker: Asynq would hand it out again only
+// when its lease runs out, a minute later, so it is lost. Without an
+// inspector, or when Redis cannot say, the task is lost: a needless
+// redelivery is harmless.
+func (r *Relay) state(ctx context.Context, row store.EffectRow, running map[string]bool, known bool) taskState {
+	if r.inspector == nil {
+		return taskLost
 	}
 	pol, ok := tasks.PolicyOf(row.Type)
 	if !ok {
-		return false
+		return taskLost
 	}
-	info, err := r.inspector.GetTaskInfo(pol.Queue, tasks.TaskID(row.ID, row.Deliveries))
+	id := tasks.TaskID(row.ID, row.Deliveries)
+	info, err := r.inspector.GetTaskInfo(pol.Queue, id)
 	if err != nil {
-		return false
+		return taskLost
 	}
 	switch info.State {
 	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateAggregating:
-		return true
+		return taskWaiting
+	case asynq.TaskStateActive:
+		switch {
+		case !row.StartedAt.Valid:
+			return taskWaiting
+		case !known || running[id]:
+			return taskRunning
+		}
 	}
-	return false
+	return taskLost
+}
+
+// parallel runs fn(0) … fn(n-1), Options.Parallel at a time.
+func (r *Relay) parallel(n int, fn func(i int)) {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(r.opts.Parallel, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // registerQueues adds the queue names to Asynq's set of queues (the key
@@ -465,6 +554,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		var res SweepResult
 		if err := s.relay.pass(ctx, func(ctx context.Context) (err error) { res, err = s.relay.Sweep(ctx); return err }); err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrForeignFleet) {
+				return err
+			}
 			s.relay.log.WarnContext(ctx, "scheduler sweep", "err", err)
 		} else if res.Relayed+res.Redelivered > 0 {
 			s.relay.log.InfoContext(ctx, "scheduler sweep", "relayed", res.Relayed, "stale", res.Stale, "redelivered", res.Redelivered)

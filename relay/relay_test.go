@@ -2,6 +2,8 @@ package relay_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,14 +39,14 @@ func (c *clock) advance(d time.Duration) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *fleettest.DB
 	redis  *redistest.Redis
 	client *asynq.Client
 	store  store.Store
 }
 
-func setup(t *testing.T, dialect string, opts store.Options) *env {
+func setup(t testing.TB, dialect string, opts store.Options) *env {
 	t.Helper()
 	db := fleettest.OpenDB(t, dialect, opts)
 	s, _, _, err := db.CreateStore(t.Context(), "shop", "cash-on-delivery")
@@ -311,6 +313,105 @@ func TestSweepRedeliversOnlyLostTasks(t *testing.T) {
 			t.Fatalf("queues not registered again: %v %v", ok, err)
 		}
 	})
+}
+
+// A stale row whose task a live worker is running is left alone, however
+// long it runs (the worker's heartbeat lists it); the sweep looks at it
+// again soon, not after RedeliverAfter, in case the worker dies. (A
+// SIGKILLed worker's task: workers.TestWorkerKilledMidTask.)
+func TestSweepLeavesTasksLiveWorkersRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		clock := &clock{t: time.Now()}
+		e := setup(t, dialect, store.Options{Now: clock.now})
+		r := relay.New(e.db.DB, e.client, relay.Options{RedeliverAfter: time.Minute, SweepInterval: 10 * time.Second,
+			Redis: e.redis.Opt(), Types: []string{tasks.TypeNotifyEmail}})
+		o := e.create()
+		ctx := t.Context()
+		if _, err := r.RelayDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id := e.rows(o.ID)["notify:email"].ID
+
+		release := make(chan struct{})
+		srv := asynq.NewServer(e.redis.Opt(), asynq.Config{Concurrency: 1, Queues: map[string]int{tasks.QueueLow: 1},
+			LogLevel: asynq.FatalLevel})
+		mux := asynq.NewServeMux()
+		mux.HandleFunc(tasks.TypeNotifyEmail, func(ctx context.Context, task *asynq.Task) error {
+			if _, err := e.db.StartEffect(ctx, id, false); err != nil {
+				return err
+			}
+			<-release
+			return nil
+		})
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { close(release); srv.Shutdown() })
+		insp := asynq.NewInspector(e.redis.Opt())
+		t.Cleanup(func() { insp.Close() })
+		fleettest.WaitFor(t, wait, "the worker's heartbeat to list the task", func() bool {
+			servers, err := insp.Servers()
+			if err != nil {
+				return false
+			}
+			for _, s := range servers {
+				for _, w := range s.ActiveWorkers {
+					if w.TaskID == tasks.TaskID(id, 1) {
+						return true
+					}
+				}
+			}
+			return false
+		})
+
+		clock.advance(2 * time.Minute) // past RedeliverAfter
+		res, err := r.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stale != 1 || res.Redelivered != 0 {
+			t.Fatalf("a task a live worker runs: %+v", res)
+		}
+		// Looked at again after SweepInterval/2, not after RedeliverAfter.
+		clock.advance(6 * time.Second)
+		if res, err = r.Sweep(ctx); err != nil || res.Stale != 1 || res.Redelivered != 0 {
+			t.Fatalf("second look: %+v %v", res, err)
+		}
+		if row := e.rows(o.ID)["notify:email"]; row.Deliveries != 1 {
+			t.Fatalf("row %+v", row)
+		}
+	})
+}
+
+// A sweep stamps its fleet into Redis again after a flush, and stops on a
+// Redis database another fleet stamped.
+func TestSweepStampsTheFleet(t *testing.T) {
+	e := setup(t, storetest.Default(), store.Options{})
+	ctx := t.Context()
+	mine := relay.Fleet{ID: "flt_mine", Database: "here"}
+	r := relay.New(e.db.DB, e.client, relay.Options{Redis: e.redis.Opt(), Fleet: mine})
+	if _, err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rdb := e.redis.Client(t)
+	if got, _ := rdb.Get(ctx, relay.FleetKey).Result(); !strings.Contains(got, "flt_mine") {
+		t.Fatalf("stamp %q", got)
+	}
+	e.redis.Flush(t)
+	if _, err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, relay.FleetKey).Result(); n != 1 {
+		t.Fatal("not stamped again after the flush")
+	}
+	e.redis.Flush(t)
+	if err := relay.Stamp(ctx, rdb, relay.Fleet{ID: "flt_other", Database: "there"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Sweep(ctx)
+	if !errors.Is(err, relay.ErrForeignFleet) || !strings.Contains(err.Error(), "flt_other") || !strings.Contains(err.Error(), "flt_mine") {
+		t.Fatalf("sweep on another fleet's Redis: %v", err)
+	}
 }
 
 // The scheduler alone relays an overdue timer: no relay is running.

@@ -80,7 +80,7 @@ func insertQuery(table string, cols []string, rows [][]any, suffix string) (stri
 // transaction by itself (no BEGIN or COMMIT round trip), on SQLite in a
 // transaction.
 func (db *DB) write(ctx context.Context, b *batch) error {
-	if db.dialect == Postgres {
+	if db.batchIsOneStatement() {
 		return db.exec(ctx, db.db, b)
 	}
 	return db.inTx(ctx, func(tx *sqlx.Tx) error { return db.exec(ctx, tx, b) })
@@ -92,7 +92,7 @@ func (db *DB) exec(ctx context.Context, tx sqlx.ExtContext, b *batch) error {
 	if len(b.stmts) == 0 {
 		return nil
 	}
-	if db.dialect == Postgres && len(b.stmts) > 1 {
+	if db.batchIsOneStatement() && len(b.stmts) > 1 {
 		return db.execOne(ctx, tx, b)
 	}
 	for _, s := range b.stmts {

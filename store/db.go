@@ -58,6 +58,8 @@ type DB struct {
 	// relaxed is the pool for bookkeeping a database crash may lose without
 	// harm (see openRelaxed); db itself on SQLite.
 	relaxed *sqlx.DB
+	// where names the database without credentials (Where).
+	where string
 }
 
 // Open connects to a database URL: postgres://… (or postgresql://…) or
@@ -115,7 +117,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	out := &DB{db: db, dialect: dialect, opts: opts, relaxed: db}
+	out := &DB{db: db, dialect: dialect, opts: opts, relaxed: db, where: where(rawURL)}
 	if dialect == Postgres {
 		if out.relaxed, err = openRelaxed(rawURL); err != nil {
 			db.Close()
@@ -124,6 +126,37 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		out.notifier = newOutboxNotifier(db)
 	}
 	return out, nil
+}
+
+// where names the database of a URL without its credentials: host:port/name
+// (and the schema, when the URL picks one) or sqlite:path.
+func where(rawURL string) string {
+	if strings.HasPrefix(rawURL, "sqlite:") {
+		return strings.SplitN(rawURL, "?", 2)[0]
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "postgres"
+	}
+	w := u.Host + u.Path
+	if sp := u.Query().Get("search_path"); sp != "" {
+		w += " (schema " + sp + ")"
+	}
+	return w
+}
+
+// Where names the database without credentials, for messages: host:port/name
+// or sqlite:path.
+func (db *DB) Where() string { return db.where }
+
+// FleetID returns the database's fleet id (made by the migrations, one per
+// database): what the roles stamp into Redis so two fleets never share it.
+func (db *DB) FleetID(ctx context.Context) (string, error) {
+	var id string
+	if err := db.db.GetContext(ctx, &id, `SELECT id FROM fleet_id`); err != nil {
+		return "", fmt.Errorf("read fleet id: %w", err)
+	}
+	return id, nil
 }
 
 // openRelaxed opens a second, small PostgreSQL pool whose commits do not
@@ -229,11 +262,7 @@ func (db *DB) goose() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := goose.DialectPostgres
-	if db.dialect == SQLite {
-		d = goose.DialectSQLite3
-	}
-	return goose.NewProvider(d, db.db.DB, sub)
+	return goose.NewProvider(db.gooseDialect(), db.db.DB, sub)
 }
 
 // Migrate applies every pending migration.

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/internal/testhook"
 )
 
 // Outbox row statuses: pending → enqueued → done, or failed once the fleet
@@ -25,10 +26,8 @@ const (
 // EffectStatus is an outbox row's status.
 type EffectStatus string
 
-// sql is the status as an SQL literal: the one place the SQL spells a
-// status. A literal, not a parameter, so the partial indexes on status
-// (migrations 00008) match the queries.
-func (s EffectStatus) sql() string { return "'" + string(s) + "'" }
+// sql is the status as an SQL literal (see literal).
+func (s EffectStatus) sql() string { return literal(s) }
 
 // runnable is the SQL list of the statuses a row can still run in.
 var runnable = "(" + EffectPending.sql() + ", " + EffectEnqueued.sql() + ")"
@@ -43,7 +42,7 @@ type EffectRow struct {
 }
 
 // Final reports whether the row is done or failed: nothing more will run.
-func (r *EffectRow) Final() bool { return r.Status == EffectDone || r.Status == EffectFailed }
+func (r *OutboxRow) Final() bool { return r.Status == EffectDone || r.Status == EffectFailed }
 
 const effectColumns = outboxColumns + `, deliveries, started_at`
 
@@ -131,12 +130,38 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 	return rows, nil
 }
 
-// MarkRedelivered records that an enqueued row was handed to Asynq again.
-func (db *DB) MarkRedelivered(ctx context.Context, id string) error {
-	_, err := db.relaxed.ExecContext(ctx, db.rebind(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
-		WHERE id = ? AND status = `+EffectEnqueued.sql()+``), db.Now(), id)
+// MarkRedelivered records that enqueued rows were handed to Asynq again,
+// in one statement.
+func (db *DB) MarkRedelivered(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args, err := sqlx.In(`UPDATE outbox SET deliveries = deliveries + 1, enqueued_at = ?
+		WHERE id IN (?) AND status = `+EffectEnqueued.sql(), db.Now(), ids)
 	if err != nil {
-		return fmt.Errorf("mark effect %s redelivered: %w", id, err)
+		return err
+	}
+	if _, err := db.relaxed.ExecContext(ctx, db.rebind(q), args...); err != nil {
+		return fmt.Errorf("mark %d effects redelivered: %w", len(ids), err)
+	}
+	return nil
+}
+
+// RecheckEffects makes enqueued rows that ClaimStaleEffects(olderThan)
+// returned claimable again in d, rather than in olderThan: rows whose task
+// a worker is running now, which the sweep must look at again soon in case
+// that worker has just died.
+func (db *DB) RecheckEffects(ctx context.Context, olderThan, d time.Duration, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args, err := sqlx.In(`UPDATE outbox SET enqueued_at = ? WHERE id IN (?) AND status = `+EffectEnqueued.sql(),
+		db.Now().Add(d-olderThan), ids)
+	if err != nil {
+		return err
+	}
+	if _, err := db.relaxed.ExecContext(ctx, db.rebind(q), args...); err != nil {
+		return fmt.Errorf("recheck %d effects: %w", len(ids), err)
 	}
 	return nil
 }
@@ -170,23 +195,42 @@ func (db *DB) NextDueEffect(ctx context.Context, types []string) (at time.Time, 
 	return rows[0].UTC(), true, nil
 }
 
+// EffectStart is what StartEffect found.
+type EffectStart struct {
+	// Final is set when the row is done or failed already: the caller has
+	// nothing to do.
+	Final bool
+	// Runs counts the runs a worker began of the row, this one included:
+	// above 1, an earlier run may have acted outside before it died.
+	Runs int
+}
+
 // StartEffect records that a worker begins running the row (started_at
-// now), in one statement. It reports final when the row is done or failed
-// already: the caller has nothing to do. ENOTFOUND when there is no row.
-func (db *DB) StartEffect(ctx context.Context, id string) (final bool, err error) {
-	var ids []string
-	err = db.relaxed.SelectContext(ctx, &ids, db.rebind(`UPDATE outbox SET started_at = ? WHERE id = ? AND status IN `+runnable+` RETURNING id`), db.Now(), id)
-	if err != nil {
-		return false, fmt.Errorf("start effect %s: %w", id, err)
+// now, starts + 1), in one statement. ENOTFOUND when there is no row.
+//
+// The mark is a hint a crash may lose (it commits without waiting for the
+// disk) unless durable is set: an effect that moves money sets it, because
+// its next run decides from Runs whether the provider may have been asked
+// already.
+func (db *DB) StartEffect(ctx context.Context, id string, durable bool) (EffectStart, error) {
+	pool := db.relaxed
+	if durable {
+		pool = db.db
 	}
-	if len(ids) == 1 {
-		return false, nil
+	var runs []int
+	err := pool.SelectContext(ctx, &runs, db.rebind(`UPDATE outbox SET started_at = ?, starts = starts + 1
+		WHERE id = ? AND status IN `+runnable+` RETURNING starts`), db.Now(), id)
+	if err != nil {
+		return EffectStart{}, fmt.Errorf("start effect %s: %w", id, err)
+	}
+	if len(runs) == 1 {
+		return EffectStart{Runs: runs[0]}, nil
 	}
 	// Done, failed, or never written: only the rare path reads the row.
 	if _, err := db.Effect(ctx, id); err != nil {
-		return false, err
+		return EffectStart{}, err
 	}
-	return true, nil
+	return EffectStart{Final: true}, nil
 }
 
 // FailEffect records a failed run of the row: attempts + 1 and the error.
@@ -271,6 +315,11 @@ var errRefused = errors.New("event refused")
 // it done; it returns the event to report, or nil.
 type effectWork func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectReport, error)
 
+// refusedWork is what an effect writes when the order refuses its report,
+// in the transaction that marks the row done with the refusal: what must
+// be kept whatever the order made of it (a payment the provider made).
+type refusedWork func(ctx context.Context, tx *sqlx.Tx, row EffectRow, b *batch) error
+
 // runEffect is the one path that finishes an effect: mark the row done
 // (which locks it), unless it is final already; run work, apply the event it
 // reports, and commit all of it together. When the order refuses the event (it moved on,
@@ -278,6 +327,12 @@ type effectWork func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectRe
 // row is marked done with the refusal as its last error: retrying could never
 // succeed.
 func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (EffectOutcome, error) {
+	return db.runEffectKeeping(ctx, id, work, nil)
+}
+
+// runEffectKeeping is runEffect with onRefused: what the transaction that
+// marks a refused row done writes as well.
+func (db *DB) runEffectKeeping(ctx context.Context, id string, work effectWork, onRefused refusedWork) (EffectOutcome, error) {
 	var (
 		out     EffectOutcome
 		res     flows.Result
@@ -316,9 +371,7 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 		if err := db.exec(ctx, tx, b); err != nil {
 			return fmt.Errorf("finish effect %s: %w", id, err)
 		}
-		if hook, ok := ctx.Value(beforeCommitKey{}).(func(context.Context)); ok {
-			hook(ctx)
-		}
+		testhook.BeforeCommit(ctx)
 		return nil
 	})
 	if errors.Is(err, errRefused) {
@@ -335,6 +388,11 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 			}
 			b := &batch{}
 			db.markDone(b, id, note, now)
+			if onRefused != nil {
+				if err := onRefused(ctx, tx, row, b); err != nil {
+					return err
+				}
+			}
 			return db.exec(ctx, tx, b)
 		})
 	}
@@ -345,15 +403,6 @@ func (db *DB) runEffect(ctx context.Context, id string, work effectWork) (Effect
 		db.committed(res)
 	}
 	return out, nil
-}
-
-type beforeCommitKey struct{}
-
-// WithBeforeCommit returns a context under which an effect's transaction
-// calls fn just before it commits, with every write made. It exists for
-// crash tests (kill a worker in the middle of moving stock) and nothing else.
-func WithBeforeCommit(ctx context.Context, fn func(context.Context)) context.Context {
-	return context.WithValue(ctx, beforeCommitKey{}, fn)
 }
 
 // refusal reports an error that says the order will not take the event, now
@@ -387,10 +436,7 @@ func (db *DB) takeEffect(ctx context.Context, tx *sqlx.Tx, id string, now time.T
 }
 
 func (db *DB) lockEffect(ctx context.Context, tx *sqlx.Tx, id string) (EffectRow, error) {
-	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?`
-	if db.dialect == Postgres {
-		q += ` FOR UPDATE`
-	}
+	q := `SELECT ` + effectColumns + ` FROM outbox WHERE id = ?` + db.forUpdate("")
 	var r EffectRow
 	err := tx.GetContext(ctx, &r, db.rebind(q), id)
 	if isNoRows(err) {

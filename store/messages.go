@@ -14,11 +14,14 @@ import (
 // asked, and becomes sent (or failed, or skipped when there was nobody to
 // send it to) once: a sent or skipped key is never sent again.
 const (
-	MessageSending = "sending"
-	MessageSent    = "sent"
-	MessageSkipped = "skipped"
-	MessageFailed  = "failed"
+	MessageSending MessageStatus = "sending"
+	MessageSent    MessageStatus = "sent"
+	MessageSkipped MessageStatus = "skipped"
+	MessageFailed  MessageStatus = "failed"
 )
+
+// MessageStatus is a message row's status.
+type MessageStatus string
 
 // Message is one notification, rendered, with what became of it: the row a
 // notify:* task keeps per notify.Key(effect id, template), and an entry of
@@ -40,15 +43,15 @@ type Message struct {
 	ReplyTo       string `db:"reply_to"`
 	Subject       string `db:"subject"`
 	// Body is an email's text part, or the SMS.
-	Body       string       `db:"body"`
-	HTML       string       `db:"html"`
-	Status     string       `db:"status"`
-	Provider   string       `db:"provider"`
-	ProviderID string       `db:"provider_id"`
-	Error      string       `db:"error"`
-	Attempts   int          `db:"attempts"`
-	CreatedAt  time.Time    `db:"created_at"`
-	SentAt     sql.NullTime `db:"sent_at"`
+	Body       string        `db:"body"`
+	HTML       string        `db:"html"`
+	Status     MessageStatus `db:"status"`
+	Provider   string        `db:"provider"`
+	ProviderID string        `db:"provider_id"`
+	Error      string        `db:"error"`
+	Attempts   int           `db:"attempts"`
+	CreatedAt  time.Time     `db:"created_at"`
+	SentAt     sql.NullTime  `db:"sent_at"`
 }
 
 // Final reports whether nothing more will be done with the message.
@@ -69,30 +72,62 @@ func (m *Message) utc() {
 // Status is what a new row starts as (sending, or skipped/failed for a
 // message that will never be sent).
 func (db *DB) RecordMessage(ctx context.Context, m Message) (Message, error) {
+	stored, _, err := db.insertMessage(ctx, m, 0, "ON CONFLICT (key) DO UPDATE SET key = excluded.key")
+	// A row of the key that exists comes back as it is: the no-op update
+	// is what makes RETURNING give it.
+	return stored, err
+}
+
+// StartMessage records m under its key and, when m is to be sent (status
+// sending), leases it to the caller for lease, in one statement: the
+// caller may send it when claimed is true. When a row of the key exists
+// already (an earlier run made it) it is claimed as ClaimMessage does.
+func (db *DB) StartMessage(ctx context.Context, m Message, lease time.Duration) (stored Message, claimed bool, err error) {
+	stored, inserted, err := db.insertMessage(ctx, m, lease, "ON CONFLICT (key) DO NOTHING")
+	if err != nil {
+		return Message{}, false, err
+	}
+	if inserted {
+		return stored, stored.Status == MessageSending, nil
+	}
+	return db.ClaimMessage(ctx, m.Key, lease)
+}
+
+// insertMessage inserts m with conflict (an ON CONFLICT clause) and
+// returns the row RETURNING gives, if any. A sending message is leased for
+// lease when lease is set (its first attempt counted).
+func (db *DB) insertMessage(ctx context.Context, m Message, lease time.Duration, conflict string) (Message, bool, error) {
 	now := db.Now()
 	var orderID *string
 	if m.OrderID != "" {
 		orderID = &m.OrderID
 	}
-	var sentAt *time.Time
+	var sentAt, lockedUntil *time.Time
 	if m.Status == MessageSent {
 		sentAt = &now
 	}
-	var stored Message
-	err := db.db.GetContext(ctx, &stored, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
-		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
-		created_at, sent_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING `+messageColumns),
-		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
-		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error), now, sentAt)
-	if err != nil {
-		return Message{}, fmt.Errorf("record message %s: %w", m.Key, err)
+	attempts := 0
+	if lease > 0 && m.Status == MessageSending {
+		until := now.Add(lease)
+		lockedUntil, attempts = &until, 1
 	}
-	// A row of the key that exists comes back as it is: the no-op update
-	// is what makes RETURNING give it.
-	stored.utc()
-	return stored, nil
+	var rows []Message
+	err := db.db.SelectContext(ctx, &rows, db.rebind(`INSERT INTO messages (key, order_id, store_id, effect_id, channel, template,
+		recipient_type, recipient, recipient_name, from_name, reply_to, subject, body, html, status, provider, provider_id, error,
+		attempts, locked_until, created_at, sent_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`+conflict+` RETURNING `+messageColumns),
+		m.Key, orderID, m.StoreID, m.EffectID, m.Channel, m.Template, m.RecipientType, m.Recipient, m.RecipientName,
+		m.FromName, m.ReplyTo, m.Subject, m.Body, m.HTML, m.Status, m.Provider, m.ProviderID, truncate(m.Error),
+		attempts, lockedUntil, now, sentAt)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("record message %s: %w", m.Key, err)
+	}
+	if len(rows) == 0 {
+		return Message{}, false, nil
+	}
+	rows[0].utc()
+	return rows[0], true, nil
 }
 
 // MessageByKey returns the message of a key; ENOTFOUND when there is none.
@@ -117,7 +152,7 @@ func (db *DB) ClaimMessage(ctx context.Context, key string, lease time.Duration)
 	now := db.Now()
 	var rows []Message
 	err = db.db.SelectContext(ctx, &rows, db.rebind(`UPDATE messages SET attempts = attempts + 1, locked_until = ?
-		WHERE key = ? AND status = 'sending' AND (locked_until IS NULL OR locked_until < ?) RETURNING `+messageColumns), now.Add(lease), key, now)
+		WHERE key = ? AND status = `+literal(MessageSending)+` AND (locked_until IS NULL OR locked_until < ?) RETURNING `+messageColumns), now.Add(lease), key, now)
 	if err != nil {
 		return Message{}, false, fmt.Errorf("claim message %s: %w", key, err)
 	}
@@ -140,8 +175,8 @@ func (db *DB) MarkMessageSent(ctx context.Context, key, provider, providerID str
 func (db *DB) MarkMessageSentAndDone(ctx context.Context, key, provider, providerID, effectID string) error {
 	b := &batch{}
 	now := db.Now()
-	b.add(`UPDATE messages SET status = 'sent', provider = ?, provider_id = ?, error = '',
-		sent_at = ?, locked_until = NULL WHERE key = ? AND status = 'sending'`, provider, providerID, now, key)
+	b.add(`UPDATE messages SET status = `+literal(MessageSent)+`, provider = ?, provider_id = ?, error = '',
+		sent_at = ?, locked_until = NULL WHERE key = ? AND status = `+literal(MessageSending), provider, providerID, now, key)
 	if effectID != "" {
 		db.markDone(b, effectID, "", now)
 	}
@@ -157,9 +192,9 @@ func (db *DB) MarkMessageSentAndDone(ctx context.Context, key, provider, provide
 func (db *DB) MarkMessageFailed(ctx context.Context, key, provider, cause string, final bool) error {
 	q := `UPDATE messages SET provider = ?, error = ?, locked_until = NULL`
 	if final {
-		q += `, status = 'failed'`
+		q += `, status = ` + literal(MessageFailed)
 	}
-	_, err := db.db.ExecContext(ctx, db.rebind(q+` WHERE key = ? AND status = 'sending'`), provider, truncate(cause), key)
+	_, err := db.db.ExecContext(ctx, db.rebind(q+` WHERE key = ? AND status = `+literal(MessageSending)), provider, truncate(cause), key)
 	if err != nil {
 		return fmt.Errorf("record failure of message %s: %w", key, err)
 	}

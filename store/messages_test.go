@@ -104,3 +104,62 @@ func TestStoreContact(t *testing.T) {
 		}
 	})
 }
+
+// StartMessage records a message and leases it in one statement: of the
+// runs that race to make it, one gets it to send; a lease that ran out is
+// taken over; a message never to be sent is recorded and claimed by none.
+func TestStartMessageRecordsAndLeasesOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := t.Context()
+		db, s := setup(t, dialect)
+		o := placed(t, db, s.ID, newOrder(""))
+		eff := effectOf(t, db, o.ID, "notify:email")
+		row := store.Message{Key: eff + ":new_order", OrderID: o.ID, StoreID: s.ID, EffectID: eff, Channel: "email",
+			Template: "new_order", RecipientType: "merchant", Recipient: "shop@example.com", Subject: "New order",
+			Body: "hello", Status: store.MessageSending}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		claims := 0
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, ok, err := db.StartMessage(ctx, row, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if m.Key != row.Key || m.Body != "hello" {
+					t.Errorf("stored %+v", m)
+				}
+				if ok {
+					mu.Lock()
+					claims++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if claims != 1 {
+			t.Fatalf("%d runs claimed the message", claims)
+		}
+		if m, err := db.MessageByKey(ctx, row.Key); err != nil || m.Attempts != 1 {
+			t.Fatalf("attempts %+v %v", m, err)
+		}
+		// A lease of zero has run out at once: the next start takes it over.
+		other := row
+		other.Key = eff + ":other"
+		if _, ok, err := db.StartMessage(ctx, other, time.Nanosecond); err != nil || !ok {
+			t.Fatalf("first start: %v %v", ok, err)
+		}
+		time.Sleep(time.Millisecond) // past a one-nanosecond lease
+		if _, ok, err := db.StartMessage(ctx, other, time.Minute); err != nil || !ok {
+			t.Fatalf("a run-out lease was not taken over: %v %v", ok, err)
+		}
+		skipped := row
+		skipped.Key, skipped.Status, skipped.Error = eff+":skipped", store.MessageSkipped, "no address"
+		if m, ok, err := db.StartMessage(ctx, skipped, time.Minute); err != nil || ok || m.Status != store.MessageSkipped {
+			t.Fatalf("skipped: %+v %v %v", m, ok, err)
+		}
+	})
+}

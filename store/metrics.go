@@ -35,25 +35,6 @@ func (db *DB) OrderCounts(ctx context.Context) ([]metrics.OrderCount, error) {
 	return out, nil
 }
 
-// foldCountDeltas moves the deltas into order_counts. On PostgreSQL the
-// delete and the sum are one statement, so a delta committed meanwhile is
-// either folded or left for the next scrape, never lost; SQLite has one
-// writer at a time.
-func (db *DB) foldCountDeltas(ctx context.Context, tx *sqlx.Tx) error {
-	const upsert = ` ON CONFLICT (flow, status) DO UPDATE SET count = order_counts.count + excluded.count`
-	if db.dialect == Postgres {
-		_, err := tx.ExecContext(ctx, `WITH d AS (DELETE FROM order_count_deltas RETURNING flow, status, delta)
-			INSERT INTO order_counts (flow, status, count) SELECT flow, status, SUM(delta) FROM d GROUP BY flow, status`+upsert)
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO order_counts (flow, status, count)
-		SELECT flow, status, SUM(delta) FROM order_count_deltas WHERE true GROUP BY flow, status`+upsert); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM order_count_deltas`)
-	return err
-}
-
 // StuckOrders counts, for every state with an SLA, the orders that entered it
 // longer ago than the SLA. Each count is an index range on (flow, status,
 // state_entered_at): it grows with the stuck orders, not with all orders.
@@ -88,10 +69,7 @@ func (db *DB) OutboxStats(ctx context.Context) (int64, time.Duration, error) {
 	}
 	// MIN over a timestamp comes back as text from SQLite; read it as a
 	// string in both dialects and parse.
-	q := `SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?`
-	if db.dialect == Postgres {
-		q = `SELECT COUNT(*) AS n, to_char(MIN(run_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS oldest FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?`
-	}
+	q := `SELECT COUNT(*) AS n, ` + db.utcText("MIN(run_at)") + ` AS oldest FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?`
 	if err := db.db.GetContext(ctx, &row, db.rebind(q), now); err != nil {
 		return 0, 0, fmt.Errorf("outbox stats: %w", err)
 	}

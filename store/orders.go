@@ -209,11 +209,8 @@ func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, b *batch, storeID, or
 				Message:       fmt.Sprintf("the order is at version %d, not %d", o.Version, in.ExpectedVersion),
 				AllowedEvents: flow.AllowedEvents(o, in.Actor.Type)}
 		}
-		if len(in.OnlyIn) > 0 {
-			in := contains(in.OnlyIn, o.Status) && (in.StateVersion == 0 || in.StateVersion == o.StateVersion)
-			if !in {
-				return ErrStale
-			}
+		if len(in.OnlyIn) > 0 && !flows.StillIn(o, in.OnlyIn, in.StateVersion) {
+			return ErrStale
 		}
 		res, err = flow.Apply(*o, flows.Input{Event: in.Event, Actor: in.Actor, Data: in.Data, Note: in.Note, Now: now, TimerScale: db.TimerScale()})
 		if err != nil {
@@ -223,15 +220,6 @@ func (db *DB) applyEvent(ctx context.Context, tx *sqlx.Tx, b *batch, storeID, or
 		return db.writeResult(b, o.Status, res, now)
 	}()
 	return res, err
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // errOrderMoved is the answer when the order's version moved under a

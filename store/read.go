@@ -109,8 +109,8 @@ func (db *DB) readOrder(ctx context.Context, q sqlx.QueryerContext, storeID, ord
 		l.quantity AS l_quantity, l.unit_price AS l_unit_price, l.customizable AS l_customizable, l.customization AS l_customization
 		FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
 		WHERE o.id = ? AND o.store_id = ? ORDER BY l.line_no`
-	if lock && db.dialect == Postgres {
-		query += ` FOR UPDATE OF o`
+	if lock {
+		query += db.forUpdate("o")
 	}
 	var rows []orderWithLine
 	if err := sqlx.SelectContext(ctx, q, &rows, db.rebind(query), orderID, storeID); err != nil {
@@ -245,6 +245,22 @@ type timelineRow struct {
 	ActorID   string         `db:"actor_id"`
 	Note      string         `db:"note"`
 	Data      sql.NullString `db:"data"`
+}
+
+// OrderDetails returns the payments and the shipments (with their tracking
+// histories) of several orders, by order id, in three queries whatever
+// their number: what the API's view of a page of orders needs besides the
+// orders.
+func (db *DB) OrderDetails(ctx context.Context, orderIDs []string) (map[string][]Payment, map[string][]Shipment, error) {
+	payments, err := db.paymentsOf(ctx, orderIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	shipments, err := db.shipmentsOf(ctx, orderIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return payments, shipments, nil
 }
 
 // Timeline returns an order's timeline, oldest first.

@@ -73,14 +73,14 @@ func (db *DB) CreateShipment(ctx context.Context, n NewShipment) (sh Shipment, c
 			label_pdf, status, status_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
 			id, n.OrderID, n.StoreID, n.Courier, n.TrackingNumber, n.TrackingURL, n.LabelPDF,
-			string(couriers.StatusPreTransit), now, now, now)
+			couriers.StatusPreTransit, now, now, now)
 		if err != nil {
 			return fmt.Errorf("store shipment of order %s: %w", n.OrderID, err)
 		}
 		if k, _ := r.RowsAffected(); k == 1 {
 			created = true
 			_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO shipment_events (shipment_id, status, courier_status, occurred_at, received_at)
-				VALUES (?, ?, 'label_created', ?, ?)`), id, string(couriers.StatusPreTransit), now, now)
+				VALUES (?, ?, 'label_created', ?, ?)`), id, couriers.StatusPreTransit, now, now)
 			if err != nil {
 				return fmt.Errorf("record the first tracking event of order %s: %w", n.OrderID, err)
 			}
@@ -213,11 +213,7 @@ func (db *DB) ShipmentsInStatus(ctx context.Context, courier string, statuses []
 	if len(statuses) == 0 {
 		return nil, nil
 	}
-	ss := make([]string, len(statuses))
-	for i, s := range statuses {
-		ss[i] = string(s)
-	}
-	q, args, err := sqlx.In(`SELECT `+shipmentColumns+` FROM shipments WHERE courier = ? AND status IN (?) ORDER BY status_at, id LIMIT ?`, courier, ss, limit)
+	q, args, err := sqlx.In(`SELECT `+shipmentColumns+` FROM shipments WHERE courier = ? AND status IN (?) ORDER BY status_at, id LIMIT ?`, courier, statuses, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -256,12 +252,12 @@ type TrackingResult struct {
 //
 //   - the update joins the shipment's history once (a duplicate changes
 //     nothing, and is reported as one);
-//   - the shipment moves to the update's status only if it supersedes the
-//     current one (couriers.Supersedes), so a late older status never moves
-//     it, or its order, backwards;
-//   - a newer status sends couriers.FlowEvent(status) to the order as the
-//     courier; an order that does not take it (a conflict: already
-//     delivered, a flow without the event) simply does not move;
+//   - couriers.Track decides the rest: the shipment moves to the update's
+//     status only if it supersedes the current one, so a late older status
+//     never moves it, or its order, backwards; a newer status sends its
+//     flow event to the order as the courier, and an order that does not
+//     take it (a conflict: already delivered, a flow without the event)
+//     simply does not move;
 //   - every update that is not a duplicate is on the order's timeline: as the
 //     applied event's own entry, else as a tracking_update entry.
 //
@@ -280,13 +276,10 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 	)
 	now := db.Now()
 	at := u.OccurredAt.UTC().Truncate(time.Microsecond)
+	u.OccurredAt = at // as the shipment stores it, for couriers.Track
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		out, applied = TrackingResult{}, false
-		lock := ""
-		if db.dialect == Postgres {
-			lock = ` FOR UPDATE`
-		}
-		sh, err := db.getShipment(ctx, tx, `courier = ? AND tracking_number = ?`+lock, u.Courier, u.TrackingNumber)
+		sh, err := db.getShipment(ctx, tx, `courier = ? AND tracking_number = ?`+db.forUpdate(""), u.Courier, u.TrackingNumber)
 		if err != nil {
 			if packline.ErrorCode(err) == packline.ENOTFOUND {
 				return packline.Errorf(packline.ENOTFOUND, "no %s shipment has tracking number %s", u.Courier, u.TrackingNumber)
@@ -300,7 +293,7 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 		out.Shipment, out.Order = sh, o
 		r, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO shipment_events (shipment_id, status, courier_status, occurred_at, received_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (shipment_id, status, occurred_at) DO NOTHING`),
-			sh.ID, string(u.Status), truncateTo(u.CourierStatus, 200), at, now)
+			sh.ID, u.Status, truncateTo(u.CourierStatus, 200), at, now)
 		if err != nil {
 			return fmt.Errorf("record tracking of shipment %s: %w", sh.ID, err)
 		}
@@ -308,36 +301,33 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 			out.Duplicate = true
 			return nil
 		}
-		prev := sh.Status
-		note := fmt.Sprintf("%s %s: %s", u.Courier, u.TrackingNumber, u.Status)
-		if couriers.Supersedes(sh.Status, sh.StatusAt, u.Status, at) {
+		plan := couriers.Track(sh.Status, sh.StatusAt, u)
+		if plan.Newer {
 			out.Newer = true
 			_, err := tx.ExecContext(ctx, db.rebind(`UPDATE shipments SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`),
-				string(u.Status), at, now, sh.ID)
+				u.Status, at, now, sh.ID)
 			if err != nil {
 				return fmt.Errorf("update shipment %s: %w", sh.ID, err)
 			}
 			out.Shipment.Status, out.Shipment.StatusAt, out.Shipment.UpdatedAt = u.Status, at, now
-			if ev := couriers.FlowEvent(u.Status); ev != "" {
-				b := &batch{}
-				res, err = db.applyEvent(ctx, tx, b, sh.StoreID, sh.OrderID, EventInput{
-					Event: ev, Actor: packline.Actor{Type: packline.ActorCourier, ID: u.Courier}, Note: note}, now)
-				if err == nil {
-					err = db.exec(ctx, tx, b)
-				}
-				switch code := packline.ErrorCode(err); {
-				case err == nil:
-					applied, out.Event, out.Order = true, ev, &res.Order
-				case code == packline.ECONFLICT || code == packline.EINVALID:
-					// The order does not take the event now, or its flow
-					// has none: the update moves the shipment only.
-					out.Refused = err
-				default:
-					return err
-				}
+		}
+		if plan.Event != "" {
+			b := &batch{}
+			res, err = db.applyEvent(ctx, tx, b, sh.StoreID, sh.OrderID, EventInput{
+				Event: plan.Event, Actor: packline.Actor{Type: packline.ActorCourier, ID: u.Courier}, Note: plan.Note}, now)
+			if err == nil {
+				err = db.exec(ctx, tx, b)
 			}
-		} else {
-			note += fmt.Sprintf(" (the shipment is at %s already; not applied)", prev)
+			switch code := packline.ErrorCode(err); {
+			case err == nil:
+				applied, out.Event, out.Order = true, plan.Event, &res.Order
+			case code == packline.ECONFLICT || code == packline.EINVALID:
+				// The order does not take the event now, or its flow
+				// has none: the update moves the shipment only.
+				out.Refused = err
+			default:
+				return err
+			}
 		}
 		if applied {
 			return nil
@@ -346,7 +336,7 @@ func (db *DB) RecordTracking(ctx context.Context, u couriers.Update) (TrackingRe
 			"status": u.Status, "courier_status": u.CourierStatus, "occurred_at": at})
 		_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note, data)
 			VALUES (?, ?, ?, 'tracking_update', ?, ?, ?, ?, ?, ?)`),
-			o.ID, o.Version, now, o.Status, o.Status, string(packline.ActorCourier), u.Courier, note, string(data))
+			o.ID, o.Version, now, o.Status, o.Status, string(packline.ActorCourier), u.Courier, plan.Note, string(data))
 		if err != nil {
 			return fmt.Errorf("add tracking update to the timeline of %s: %w", o.ID, err)
 		}

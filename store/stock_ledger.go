@@ -4,71 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
-)
-
-// Stock ledger kinds: one row per (order, sku, kind).
-const (
-	LedgerDecrement = "decrement"
-	LedgerRestore   = "restore"
+	"github.com/packline/packline/stock"
 )
 
 // LedgerEntry is one stock movement of an order.
 type LedgerEntry struct {
-	OrderID   string    `db:"order_id" json:"order_id"`
-	SKU       string    `db:"sku" json:"sku"`
-	Kind      string    `db:"kind" json:"kind"`
-	Quantity  int64     `db:"quantity" json:"quantity"`
-	EffectID  string    `db:"effect_id" json:"effect_id"`
-	CreatedAt time.Time `db:"created_at" json:"created_at"`
-}
-
-// StockShortage is one SKU an order could not be filled with: the data of
-// the stock_short event.
-type StockShortage struct {
-	SKU       string `json:"sku"`
-	Needed    int64  `json:"needed"`
-	Available int64  `json:"available"`
+	OrderID   string     `db:"order_id" json:"order_id"`
+	SKU       string     `db:"sku" json:"sku"`
+	Kind      stock.Kind `db:"kind" json:"kind"`
+	Quantity  int64      `db:"quantity" json:"quantity"`
+	EffectID  string     `db:"effect_id" json:"effect_id"`
+	CreatedAt time.Time  `db:"created_at" json:"created_at"`
 }
 
 // errShort rolls back a decrement that met a shortfall.
 var errShort = errors.New("stock short")
 
 // TakeStock runs the stock:decrement effect id: it takes every line of the
-// order from stock, or none. In one transaction it decrements each SKU with
-// a conditional UPDATE (on_hand >= needed), writes one ledger row per SKU,
+// order from stock, or none (the moves of stock.Take). In one transaction
+// it decrements each SKU with a conditional UPDATE (on_hand >= needed),
+// writes one ledger row per SKU,
 // reports stock_taken and marks the effect done. On any shortfall nothing is
 // taken: it reports stock_short with data {short: [{sku, needed, available}]}
 // instead. A SKU without a stock row has 0 available. An order whose stock
 // was taken already (the ledger has its rows) reports stock_taken without
 // moving anything, so the effect is safe to run twice. When the order no
 // longer takes the report (it was cancelled meanwhile) nothing is taken.
-func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []StockShortage, error) {
-	var short []StockShortage
+func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []stock.Shortage, error) {
+	var short []stock.Shortage
 	out, err := db.runEffect(ctx, id, func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectReport, error) {
 		actor := packline.Actor{Type: packline.ActorSystem, ID: id}
-		var taken int
-		if err := tx.GetContext(ctx, &taken, db.rebind(`SELECT COUNT(*) FROM stock_ledger WHERE order_id = ? AND kind = 'decrement'`), row.OrderID); err != nil {
-			return nil, fmt.Errorf("read stock ledger of %s: %w", row.OrderID, err)
-		}
-		if taken > 0 {
-			return &EffectReport{Event: string(flows.EventStockTaken), Actor: actor, Note: "stock was taken for this order already"}, nil
-		}
-		needs, err := db.stockNeeds(ctx, tx, row.OrderID)
+		ledger, err := db.ledgerOf(ctx, tx, row.OrderID, stock.Decrement)
 		if err != nil {
 			return nil, err
 		}
+		if stock.Taken(ledger) {
+			return &EffectReport{Event: string(flows.EventStockTaken), Actor: actor, Note: "stock was taken for this order already"}, nil
+		}
+		var lines []stock.Line
+		if err := tx.SelectContext(ctx, &lines, db.rebind(`SELECT sku, quantity FROM order_lines WHERE order_id = ?`), row.OrderID); err != nil {
+			return nil, fmt.Errorf("read lines of %s: %w", row.OrderID, err)
+		}
+		moves := stock.Take(lines)
 		now := db.Now()
-		for _, n := range needs {
+		for _, n := range moves {
 			r, err := tx.ExecContext(ctx, db.rebind(`UPDATE stock SET on_hand = on_hand - ?, updated_at = ?
-				WHERE store_id = ? AND sku = ? AND on_hand >= ?`), n.qty, now, row.StoreID, n.sku, n.qty)
+				WHERE store_id = ? AND sku = ? AND on_hand >= ?`), n.Quantity, now, row.StoreID, n.SKU, n.Quantity)
 			if err != nil {
-				return nil, fmt.Errorf("take %d of %s: %w", n.qty, n.sku, err)
+				return nil, fmt.Errorf("take %d of %s: %w", n.Quantity, n.SKU, err)
 			}
 			if k, err := r.RowsAffected(); err != nil || k == 1 {
 				if err != nil {
@@ -77,21 +65,20 @@ func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []StockS
 				continue
 			}
 			var avail []int64
-			if err := tx.SelectContext(ctx, &avail, db.rebind(`SELECT on_hand FROM stock WHERE store_id = ? AND sku = ?`), row.StoreID, n.sku); err != nil {
-				return nil, fmt.Errorf("read stock of %s: %w", n.sku, err)
+			if err := tx.SelectContext(ctx, &avail, db.rebind(`SELECT on_hand FROM stock WHERE store_id = ? AND sku = ?`), row.StoreID, n.SKU); err != nil {
+				return nil, fmt.Errorf("read stock of %s: %w", n.SKU, err)
 			}
-			s := StockShortage{SKU: n.sku, Needed: n.qty}
+			var onHand int64
 			if len(avail) > 0 {
-				s.Available = avail[0]
+				onHand = avail[0]
 			}
-			short = append(short, s)
+			short = append(short, stock.Short(n, onHand))
 		}
 		if len(short) > 0 {
 			return nil, errShort
 		}
-		for _, n := range needs {
-			if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO stock_ledger (order_id, store_id, sku, kind, quantity, effect_id, created_at)
-				VALUES (?, ?, ?, 'decrement', ?, ?, ?)`), row.OrderID, row.StoreID, n.sku, n.qty, id, now); err != nil {
+		for _, n := range moves {
+			if err := db.writeLedger(ctx, tx, row, stock.Decrement, n, now); err != nil {
 				return nil, fmt.Errorf("record stock taken for %s: %w", row.OrderID, err)
 			}
 		}
@@ -110,33 +97,50 @@ func (db *DB) TakeStock(ctx context.Context, id string) (EffectOutcome, []StockS
 }
 
 // RestoreStock runs the stock:restore effect id: it gives back exactly what
-// the ledger says the order took and has not been given back, writes a
-// restore row per SKU, and marks the effect done, in one transaction. Run
-// twice, or for an order that took nothing, it moves nothing.
+// the ledger says the order took and has not been given back (stock.Give),
+// writes a restore row per SKU, and marks the effect done, in one
+// transaction. Run twice, or for an order that took nothing, it moves
+// nothing.
 func (db *DB) RestoreStock(ctx context.Context, id string) (EffectOutcome, error) {
 	return db.runEffect(ctx, id, func(ctx context.Context, tx *sqlx.Tx, row EffectRow) (*EffectReport, error) {
-		var rows []LedgerEntry
-		err := tx.SelectContext(ctx, &rows, db.rebind(`SELECT d.order_id, d.sku, d.kind, d.quantity, d.effect_id, d.created_at
-			FROM stock_ledger d WHERE d.order_id = ? AND d.kind = 'decrement'
-			AND NOT EXISTS (SELECT 1 FROM stock_ledger r WHERE r.order_id = d.order_id AND r.sku = d.sku AND r.kind = 'restore')
-			ORDER BY d.sku`), row.OrderID)
+		ledger, err := db.ledgerOf(ctx, tx, row.OrderID, "")
 		if err != nil {
-			return nil, fmt.Errorf("read stock ledger of %s: %w", row.OrderID, err)
+			return nil, err
 		}
 		now := db.Now()
-		for _, d := range rows {
+		for _, d := range stock.Give(ledger) {
 			if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO stock (store_id, sku, on_hand, updated_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT (store_id, sku) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand, updated_at = excluded.updated_at`),
 				row.StoreID, d.SKU, d.Quantity, now); err != nil {
 				return nil, fmt.Errorf("give back %d of %s: %w", d.Quantity, d.SKU, err)
 			}
-			if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO stock_ledger (order_id, store_id, sku, kind, quantity, effect_id, created_at)
-				VALUES (?, ?, ?, 'restore', ?, ?, ?)`), row.OrderID, row.StoreID, d.SKU, d.Quantity, id, now); err != nil {
+			if err := db.writeLedger(ctx, tx, row, stock.Restore, d, now); err != nil {
 				return nil, fmt.Errorf("record stock restored for %s: %w", row.OrderID, err)
 			}
 		}
 		return nil, nil
 	})
+}
+
+// ledgerOf reads an order's ledger rows within tx, of one kind or ("")
+// of both.
+func (db *DB) ledgerOf(ctx context.Context, tx *sqlx.Tx, orderID string, kind stock.Kind) ([]stock.Entry, error) {
+	q := `SELECT sku, kind, quantity FROM stock_ledger WHERE order_id = ?`
+	if kind != "" {
+		q += ` AND kind = ` + literal(kind)
+	}
+	var ledger []stock.Entry
+	if err := tx.SelectContext(ctx, &ledger, db.rebind(q), orderID); err != nil {
+		return nil, fmt.Errorf("read stock ledger of %s: %w", orderID, err)
+	}
+	return ledger, nil
+}
+
+// writeLedger writes the ledger row of a move the effect row made.
+func (db *DB) writeLedger(ctx context.Context, tx *sqlx.Tx, row EffectRow, kind stock.Kind, m stock.Move, now time.Time) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO stock_ledger (order_id, store_id, sku, kind, quantity, effect_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), row.OrderID, row.StoreID, m.SKU, kind, m.Quantity, row.ID, now)
+	return err
 }
 
 // StockLedger returns an order's stock movements, by SKU then kind.
@@ -166,36 +170,11 @@ func (db *DB) StockMoved(ctx context.Context, storeID, sku string) (taken, resto
 		return 0, 0, fmt.Errorf("sum stock ledger of %s: %w", sku, err)
 	}
 	for _, r := range rows {
-		if r.Kind == LedgerDecrement {
+		if stock.Kind(r.Kind) == stock.Decrement {
 			taken = r.Sum
 		} else {
 			restored = r.Sum
 		}
 	}
 	return taken, restored, nil
-}
-
-type stockNeed struct {
-	sku string
-	qty int64
-}
-
-// stockNeeds sums an order's lines by SKU, sorted by SKU so that concurrent
-// decrements lock stock rows in one order and cannot deadlock.
-func (db *DB) stockNeeds(ctx context.Context, tx *sqlx.Tx, orderID string) ([]stockNeed, error) {
-	var lines []lineRow
-	if err := tx.SelectContext(ctx, &lines, db.rebind(`SELECT order_id, line_no, sku, name, quantity, unit_price, customizable, customization
-		FROM order_lines WHERE order_id = ?`), orderID); err != nil {
-		return nil, fmt.Errorf("read lines of %s: %w", orderID, err)
-	}
-	sum := map[string]int64{}
-	for _, l := range lines {
-		sum[l.SKU] += l.Quantity
-	}
-	out := make([]stockNeed, 0, len(sum))
-	for sku, q := range sum {
-		out = append(out, stockNeed{sku, q})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].sku < out[j].sku })
-	return out, nil
 }

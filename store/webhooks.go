@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/webhooks"
 )
 
 // MaxWebhookEndpoints is how many endpoints (not deleted) one store may have.
@@ -168,29 +169,13 @@ func (db *DB) DeleteWebhookEndpoint(ctx context.Context, storeID, id string) err
 // stopDeliveries marks the endpoint's pending deliveries disabled. Their
 // scheduled attempts find them so and do nothing.
 func (db *DB) stopDeliveries(ctx context.Context, tx *sqlx.Tx, endpointID, why string) error {
-	_, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'disabled', next_attempt_at = NULL, last_error = ?
-		WHERE endpoint_id = ? AND status = 'pending'`), why, endpointID)
+	_, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = `+literal(webhooks.DeliveryDisabled)+`, next_attempt_at = NULL, last_error = ?
+		WHERE endpoint_id = ? AND status = `+literal(webhooks.DeliveryPending)), why, endpointID)
 	if err != nil {
 		return fmt.Errorf("stop deliveries of %s: %w", endpointID, err)
 	}
 	return nil
 }
-
-// Webhook delivery statuses.
-const (
-	DeliveryPending   = "pending"   // an attempt is scheduled
-	DeliveryDelivered = "delivered" // the endpoint answered 2xx
-	DeliveryFailed    = "failed"    // every attempt failed, or the message can never be sent
-	DeliveryDisabled  = "disabled"  // the endpoint was disabled or deleted first
-)
-
-// Webhook attempt outcomes, as webhooks.Outcome names them.
-const (
-	AttemptDelivered = "delivered"
-	AttemptRetry     = "retry"
-	AttemptDisable   = "disable"
-	AttemptGiveUp    = "give_up"
-)
 
 // WebhookDelivery is one message to one endpoint, with its attempts.
 type WebhookDelivery struct {
@@ -205,14 +190,14 @@ type WebhookDelivery struct {
 	EventType string `db:"event_type"`
 	// Payload is the body, frozen when the delivery was made:
 	// {"type", "timestamp", "data"}.
-	Payload        string       `db:"payload"`
-	Status         string       `db:"status"`
-	Attempts       int          `db:"attempts"`
-	NextAttemptAt  sql.NullTime `db:"next_attempt_at"`
-	LastStatusCode int          `db:"last_status_code"`
-	LastError      string       `db:"last_error"`
-	CreatedAt      time.Time    `db:"created_at"`
-	DeliveredAt    sql.NullTime `db:"delivered_at"`
+	Payload        string                  `db:"payload"`
+	Status         webhooks.DeliveryStatus `db:"status"`
+	Attempts       int                     `db:"attempts"`
+	NextAttemptAt  sql.NullTime            `db:"next_attempt_at"`
+	LastStatusCode int                     `db:"last_status_code"`
+	LastError      string                  `db:"last_error"`
+	CreatedAt      time.Time               `db:"created_at"`
+	DeliveredAt    sql.NullTime            `db:"delivered_at"`
 	// Log is the attempts, first first (filled by WebhookDeliveries).
 	Log []WebhookAttempt `db:"-"`
 }
@@ -231,14 +216,14 @@ const deliveryColumns = `id, message_id, endpoint_id, store_id, order_id, effect
 
 // WebhookAttempt is one attempt of a delivery.
 type WebhookAttempt struct {
-	DeliveryID   string    `db:"delivery_id"`
-	Attempt      int       `db:"attempt"`
-	AttemptedAt  time.Time `db:"attempted_at"`
-	Outcome      string    `db:"outcome"`
-	StatusCode   int       `db:"status_code"`
-	Error        string    `db:"error"`
-	LatencyMS    int64     `db:"latency_ms"`
-	ResponseBody string    `db:"response_body"`
+	DeliveryID   string           `db:"delivery_id"`
+	Attempt      int              `db:"attempt"`
+	AttemptedAt  time.Time        `db:"attempted_at"`
+	Outcome      webhooks.Outcome `db:"outcome"`
+	StatusCode   int              `db:"status_code"`
+	Error        string           `db:"error"`
+	LatencyMS    int64            `db:"latency_ms"`
+	ResponseBody string           `db:"response_body"`
 }
 
 // WebhookAttemptPurpose marks an outbox row of type webhook:deliver that is
@@ -334,7 +319,7 @@ func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) 
 	}
 	rows := make([][]any, len(m.Endpoints))
 	for i, ep := range m.Endpoints {
-		rows[i] = []any{NewID("whd", now), m.MessageID, ep, m.StoreID, m.OrderID, m.EffectID, m.EventType, string(m.Payload), DeliveryPending, now, now}
+		rows[i] = []any{NewID("whd", now), m.MessageID, ep, m.StoreID, m.OrderID, m.EffectID, m.EventType, string(m.Payload), webhooks.DeliveryPending, now, now}
 	}
 	// One statement, inserted and existing rows alike: the no-op update
 	// on a conflict is what makes RETURNING give back a delivery an
@@ -342,8 +327,12 @@ func (db *DB) CreateWebhookDeliveries(ctx context.Context, m NewWebhookMessage) 
 	q, args := insertQuery("webhook_deliveries", []string{"id", "message_id", "endpoint_id", "store_id", "order_id", "effect_id",
 		"event_type", "payload", "status", "next_attempt_at", "created_at"}, rows,
 		`ON CONFLICT (message_id, endpoint_id) DO UPDATE SET message_id = excluded.message_id RETURNING `+deliveryColumns)
+	// The relaxed pool: a database crash that loses these rows loses no
+	// guarantee. The effect is not done until the attempts' records commit
+	// durably, which makes these rows durable too (WAL order); a crash
+	// before that runs the fan-out again, under the same webhook-id.
 	var out []WebhookDelivery
-	if err := db.db.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
+	if err := db.relaxed.SelectContext(ctx, &out, db.rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("create webhook deliveries of %s: %w", m.MessageID, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -366,8 +355,8 @@ func (db *DB) WebhookDeliveryToAttempt(ctx context.Context, deliveryID string) (
 
 func (db *DB) deliveryByID(ctx context.Context, q sqlx.QueryerContext, id string, lock bool) (WebhookDelivery, error) {
 	query := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE id = ?`
-	if lock && db.dialect == Postgres {
-		query += ` FOR UPDATE`
+	if lock {
+		query += db.forUpdate("")
 	}
 	var d WebhookDelivery
 	err := sqlx.GetContext(ctx, q, &d, db.rebind(query), id)
@@ -387,19 +376,17 @@ type AttemptRecord struct {
 	// Attempt counts from 1; it must be the delivery's attempts + 1.
 	Attempt      int
 	AttemptedAt  time.Time
-	Outcome      string // AttemptDelivered, AttemptRetry, AttemptDisable, AttemptGiveUp
+	Outcome      webhooks.Outcome
 	StatusCode   int
 	Error        string
 	Latency      time.Duration
 	ResponseBody string
-	// RetryIn is when to try again after a failed attempt (Outcome
-	// AttemptRetry); Retry false means that was the last attempt.
-	RetryIn time.Duration
-	Retry   bool
-	// ShouldDisable says whether an endpoint that has failed since
-	// failingSince is to be disabled at now (webhooks.ShouldDisable, with
-	// the timer scale). Asked after a failed attempt.
-	ShouldDisable func(failingSince, now time.Time) bool
+	// RetryAfter is the receiver's Retry-After (webhooks.Result), for the
+	// policy's NextRetry.
+	RetryAfter time.Duration
+	// Policy decides the next attempt and when a failing endpoint is
+	// disabled (webhooks.Decide); nil means webhooks.Scaled(TimerScale()).
+	Policy webhooks.Policy
 	// FinishEffect, when set, is an outbox row (the fan-out whose one
 	// first attempt this is) marked done in the transaction that records
 	// the attempt.
@@ -419,21 +406,26 @@ type AttemptResult struct {
 	DisabledReason string
 }
 
-// RecordWebhookAttempt records an attempt and what follows from it, in one
-// transaction: the attempt row; the delivery delivered, failed, or pending
-// with its next attempt scheduled as an outbox row (id delivery id + "-a" +
-// n, due after RetryIn); the endpoint's failing_since cleared by a success
-// or set by the first failure; and the endpoint disabled (with every pending
-// delivery of it) on a 410 or when ShouldDisable says it failed too long.
+// RecordWebhookAttempt records an attempt and what follows from it
+// (webhooks.Decide, asked with the endpoint's health as this transaction
+// finds it), in one transaction: the attempt row; the delivery delivered,
+// failed, or pending with its next attempt scheduled as an outbox row (id
+// delivery id + "-a" + n); the endpoint's failing_since cleared by a
+// success or set by the first failure; and the endpoint disabled (with
+// every pending delivery of it) when the plan says so.
 func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (AttemptResult, error) {
 	now := db.Now()
+	policy := rec.Policy
+	if policy == nil {
+		policy = webhooks.Scaled(db.TimerScale())
+	}
 	var res AttemptResult
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		// The endpoint first, then the delivery: the order in which
 		// deleting or disabling an endpoint takes them, so the two never
 		// wait for each other. A success writes the endpoint only when it
 		// was failing, so deliveries to a healthy endpoint share no lock.
-		failingSince, err := db.noteEndpointHealth(ctx, tx, rec, now)
+		health, err := db.noteEndpointHealth(ctx, tx, rec.DeliveryID, rec.Outcome.EndpointChange(), now)
 		if err != nil {
 			return err
 		}
@@ -441,7 +433,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 		if err != nil {
 			return err
 		}
-		if d.Status != DeliveryPending || d.Attempts != rec.Attempt-1 {
+		if d.Status != webhooks.DeliveryPending || d.Attempts != rec.Attempt-1 {
 			res.Delivery = d
 			return errNotRecorded
 		}
@@ -453,39 +445,26 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 			return fmt.Errorf("record attempt %d of webhook delivery %s: %w", rec.Attempt, d.ID, err)
 		}
 		res.Recorded = true
-		status, next := d.Status, (*time.Time)(nil)
-		var deliveredAt *time.Time
-		switch rec.Outcome {
-		case AttemptDelivered:
-			status, deliveredAt = DeliveryDelivered, &now
-		case AttemptDisable:
-			status = DeliveryDisabled
-			res.Disabled, res.DisabledReason = true, fmt.Sprintf("the endpoint answered %d Gone", rec.StatusCode)
-		case AttemptGiveUp:
-			status = DeliveryFailed
-		default:
-			switch {
-			case failingSince != nil && rec.ShouldDisable != nil && rec.ShouldDisable(*failingSince, now):
-				status = DeliveryDisabled
-				res.Disabled = true
-				res.DisabledReason = fmt.Sprintf("every delivery failed since %s", failingSince.Format(time.RFC3339))
-			case rec.Retry:
-				at := now.Add(rec.RetryIn)
-				next = &at
-				if err := db.scheduleAttempt(ctx, tx, d, rec.Attempt+1, at); err != nil {
-					return err
-				}
-			default:
-				status = DeliveryFailed
+		plan := webhooks.Decide(webhooks.Attempt{N: rec.Attempt, Outcome: rec.Outcome, StatusCode: rec.StatusCode,
+			RetryAfter: rec.RetryAfter}, health, policy, now)
+		var next, deliveredAt *time.Time
+		if !plan.NextAttempt.IsZero() {
+			next = &plan.NextAttempt
+			if err := db.scheduleAttempt(ctx, tx, d, rec.Attempt+1, plan.NextAttempt); err != nil {
+				return err
 			}
+		}
+		if plan.Status == webhooks.DeliveryDelivered {
+			deliveredAt = &now
 		}
 		_, err = tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
 			last_status_code = ?, last_error = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?`),
-			status, rec.Attempt, next, rec.StatusCode, truncate(rec.Error), deliveredAt, d.ID)
+			plan.Status, rec.Attempt, next, rec.StatusCode, truncate(rec.Error), deliveredAt, d.ID)
 		if err != nil {
 			return fmt.Errorf("update webhook delivery %s: %w", d.ID, err)
 		}
-		if res.Disabled {
+		if plan.DisableEndpoint {
+			res.Disabled, res.DisabledReason = true, plan.DisabledReason
 			r, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?
 				WHERE id = ? AND disabled_at IS NULL`), now, res.DisabledReason, d.EndpointID)
 			if err != nil {
@@ -505,7 +484,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 				return fmt.Errorf("finish effect %s: %w", rec.FinishEffect, err)
 			}
 		}
-		d.Status, d.Attempts, d.LastStatusCode, d.LastError = status, rec.Attempt, rec.StatusCode, truncate(rec.Error)
+		d.Status, d.Attempts, d.LastStatusCode, d.LastError = plan.Status, rec.Attempt, rec.StatusCode, truncate(rec.Error)
 		d.NextAttemptAt = sql.NullTime{}
 		if next != nil {
 			d.NextAttemptAt = sql.NullTime{Time: next.UTC(), Valid: true}
@@ -531,43 +510,42 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, rec AttemptRecord) (Atte
 // errNotRecorded rolls back an attempt record whose delivery moved on.
 var errNotRecorded = errors.New("webhook attempt not recorded")
 
-// noteEndpointHealth records on the delivery's endpoint what an attempt
-// says of it: a success ends a failing streak, a failure to retry starts
-// one (once) and returns when it started, a 410 locks the endpoint it is
-// about to disable; giving up leaves it alone.
-func (db *DB) noteEndpointHealth(ctx context.Context, tx *sqlx.Tx, rec AttemptRecord, now time.Time) (*time.Time, error) {
+// noteEndpointHealth writes on the delivery's endpoint what an attempt
+// says of it (webhooks.Outcome.EndpointChange): a success ends a failing
+// streak, a failure starts one (once) and returns when it started, a 410
+// locks the endpoint it is about to disable; giving up leaves it alone.
+func (db *DB) noteEndpointHealth(ctx context.Context, tx *sqlx.Tx, deliveryID string, change webhooks.EndpointChange, now time.Time) (webhooks.Health, error) {
 	const endpointOf = `(SELECT endpoint_id FROM webhook_deliveries WHERE id = ?)`
-	switch rec.Outcome {
-	case AttemptDelivered:
+	switch change {
+	case webhooks.EndpointHealthy:
 		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = NULL
-			WHERE id = `+endpointOf+` AND failing_since IS NOT NULL`), rec.DeliveryID); err != nil {
-			return nil, fmt.Errorf("clear failures of the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+			WHERE id = `+endpointOf+` AND failing_since IS NOT NULL`), deliveryID); err != nil {
+			return webhooks.Health{}, fmt.Errorf("clear failures of the endpoint of webhook delivery %s: %w", deliveryID, err)
 		}
-	case AttemptDisable:
+	case webhooks.EndpointDisabling:
 		// The endpoint is about to be disabled: take its lock now, first.
 		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_endpoints SET failing_since = failing_since
-			WHERE id = `+endpointOf), rec.DeliveryID); err != nil {
-			return nil, fmt.Errorf("lock the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+			WHERE id = `+endpointOf), deliveryID); err != nil {
+			return webhooks.Health{}, fmt.Errorf("lock the endpoint of webhook delivery %s: %w", deliveryID, err)
 		}
-	case AttemptRetry:
+	case webhooks.EndpointFailing:
 		var since []time.Time
 		if err := tx.SelectContext(ctx, &since, db.rebind(`UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?)
-			WHERE id = `+endpointOf+` RETURNING failing_since`), now, rec.DeliveryID); err != nil {
-			return nil, fmt.Errorf("record failure of the endpoint of webhook delivery %s: %w", rec.DeliveryID, err)
+			WHERE id = `+endpointOf+` RETURNING failing_since`), now, deliveryID); err != nil {
+			return webhooks.Health{}, fmt.Errorf("record failure of the endpoint of webhook delivery %s: %w", deliveryID, err)
 		}
 		if len(since) == 1 {
-			t := since[0].UTC()
-			return &t, nil
+			return webhooks.Health{FailingSince: since[0].UTC()}, nil
 		}
 	}
-	return nil, nil
+	return webhooks.Health{}, nil
 }
 
 // StopWebhookDelivery marks a pending delivery disabled (its endpoint is
 // disabled or gone), without an attempt.
 func (db *DB) StopWebhookDelivery(ctx context.Context, deliveryID, why string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'disabled', next_attempt_at = NULL, last_error = ?
-		WHERE id = ? AND status = 'pending'`), why, deliveryID)
+	_, err := db.db.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = `+literal(webhooks.DeliveryDisabled)+`, next_attempt_at = NULL, last_error = ?
+		WHERE id = ? AND status = `+literal(webhooks.DeliveryPending)), why, deliveryID)
 	if err != nil {
 		return fmt.Errorf("stop webhook delivery %s: %w", deliveryID, err)
 	}
@@ -623,7 +601,7 @@ func (db *DB) ReplayWebhookDelivery(ctx context.Context, storeID, endpointID, de
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ?`), now, d.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE webhook_deliveries SET status = `+literal(webhooks.DeliveryPending)+`, next_attempt_at = ? WHERE id = ?`), now, d.ID); err != nil {
 			return fmt.Errorf("replay webhook delivery %s: %w", d.ID, err)
 		}
 		d, err = db.deliveryByID(ctx, tx, d.ID, false)

@@ -10,6 +10,7 @@ import (
 	"github.com/packline/packline"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
+	"github.com/packline/packline/webhooks"
 )
 
 func TestWebhookEndpointsCRUD(t *testing.T) {
@@ -121,9 +122,22 @@ func attemptRows(t *testing.T, db *store.DB, orderID string) map[string]store.Ou
 	return out
 }
 
+// policy is a webhooks.Policy of fixed answers: retry after in, disable when
+// disable says so.
+type policy struct {
+	in      time.Duration
+	disable func(since, now time.Time) bool
+}
+
+func (p policy) NextRetry(int, time.Duration) (time.Duration, bool) { return p.in, true }
+
+func (p policy) ShouldDisable(since, now time.Time) bool {
+	return p.disable != nil && p.disable(since, now)
+}
+
 // One delivery per (message, endpoint), however often the fan-out runs;
 // attempts are recorded in order, once, with the next one scheduled per the
-// caller's RetryIn.
+// caller's policy.
 func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := t.Context()
@@ -131,7 +145,7 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 		ds := f.fanOut(t)
 		again := f.fanOut(t)
 		d := ds[f.a.ID]
-		if again[f.a.ID].ID != d.ID || d.Status != store.DeliveryPending || d.Attempts != 0 || d.OrderID != f.order.ID {
+		if again[f.a.ID].ID != d.ID || d.Status != webhooks.DeliveryPending || d.Attempts != 0 || d.OrderID != f.order.ID {
 			t.Fatalf("delivery %+v, again %+v", d, again[f.a.ID])
 		}
 		// The fan-out makes the first attempts itself (workers.Webhooks):
@@ -140,11 +154,11 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 			t.Fatalf("%d attempt rows before any attempt, want none", len(rows))
 		}
 
-		rec := store.AttemptRecord{DeliveryID: d.ID, Attempt: 1, AttemptedAt: time.Now(), Outcome: store.AttemptRetry,
+		rec := store.AttemptRecord{DeliveryID: d.ID, Attempt: 1, AttemptedAt: time.Now(), Outcome: webhooks.Retry,
 			StatusCode: 500, Error: "HTTP 500", Latency: 12 * time.Millisecond, ResponseBody: "down",
-			Retry: true, RetryIn: time.Hour, ShouldDisable: func(since, now time.Time) bool { return false }}
+			Policy: policy{in: time.Hour, disable: func(since, now time.Time) bool { return false }}}
 		res, err := f.db.RecordWebhookAttempt(ctx, rec)
-		if err != nil || !res.Recorded || res.Delivery.Attempts != 1 || res.Delivery.Status != store.DeliveryPending ||
+		if err != nil || !res.Recorded || res.Delivery.Attempts != 1 || res.Delivery.Status != webhooks.DeliveryPending ||
 			!res.Delivery.NextAttemptAt.Valid || res.Delivery.LastStatusCode != 500 {
 			t.Fatalf("record attempt 1: %+v %v", res, err)
 		}
@@ -161,8 +175,8 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 			t.Fatal("a failure did not mark the endpoint failing")
 		}
 
-		rec = store.AttemptRecord{DeliveryID: d.ID, Attempt: 2, AttemptedAt: time.Now(), Outcome: store.AttemptDelivered, StatusCode: 204, Latency: time.Millisecond}
-		if res, err := f.db.RecordWebhookAttempt(ctx, rec); err != nil || !res.Recorded || res.Delivery.Status != store.DeliveryDelivered || !res.Delivery.DeliveredAt.Valid {
+		rec = store.AttemptRecord{DeliveryID: d.ID, Attempt: 2, AttemptedAt: time.Now(), Outcome: webhooks.Delivered, StatusCode: 204, Latency: time.Millisecond}
+		if res, err := f.db.RecordWebhookAttempt(ctx, rec); err != nil || !res.Recorded || res.Delivery.Status != webhooks.DeliveryDelivered || !res.Delivery.DeliveredAt.Valid {
 			t.Fatalf("record attempt 2: %+v %v", res, err)
 		}
 		if ep, _ := f.db.WebhookEndpoint(ctx, f.s.ID, f.a.ID); ep.FailingSince != nil {
@@ -172,13 +186,13 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 		if err != nil || next != "" || len(log) != 1 || len(log[0].Log) != 2 {
 			t.Fatalf("delivery log %+v %q %v", log, next, err)
 		}
-		if a := log[0].Log[0]; a.Attempt != 1 || a.Outcome != store.AttemptRetry || a.StatusCode != 500 || a.LatencyMS != 12 || a.ResponseBody != "down" {
+		if a := log[0].Log[0]; a.Attempt != 1 || a.Outcome != webhooks.Retry || a.StatusCode != 500 || a.LatencyMS != 12 || a.ResponseBody != "down" {
 			t.Fatalf("attempt 1 logged as %+v", a)
 		}
 
 		// Replay: one more attempt, now, same delivery.
 		r, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.a.ID, d.ID)
-		if err != nil || r.Status != store.DeliveryPending || len(r.Log) != 2 {
+		if err != nil || r.Status != webhooks.DeliveryPending || len(r.Log) != 2 {
 			t.Fatalf("replay %+v %v", r, err)
 		}
 		if third := attemptRows(t, f.db, f.order.ID)[d.ID+"-a3"]; third.Status != store.EffectPending || third.RunAt.After(time.Now().Add(time.Second)) {
@@ -187,7 +201,7 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 		// A replay of a delivery waiting for its retry brings the retry forward.
 		other := ds[f.b.ID]
 		if _, err := f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: other.ID, Attempt: 1, AttemptedAt: time.Now(),
-			Outcome: store.AttemptRetry, Retry: true, RetryIn: time.Hour}); err != nil {
+			Outcome: webhooks.Retry, Policy: policy{in: time.Hour}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.db.ReplayWebhookDelivery(ctx, f.s.ID, f.b.ID, other.ID); err != nil {
@@ -203,7 +217,7 @@ func TestWebhookDeliveriesFanOutOnceAndRecordAttemptsInOrder(t *testing.T) {
 }
 
 // A 410 disables the endpoint and stops its other pending deliveries; so
-// does failing past ShouldDisable.
+// does failing past the policy's ShouldDisable.
 func TestWebhookEndpointDisabled(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := t.Context()
@@ -211,8 +225,8 @@ func TestWebhookEndpointDisabled(t *testing.T) {
 		ds := f.fanOut(t)
 
 		res, err := f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: ds[f.a.ID].ID, Attempt: 1, AttemptedAt: time.Now(),
-			Outcome: store.AttemptDisable, StatusCode: 410})
-		if err != nil || !res.Disabled || res.Delivery.Status != store.DeliveryDisabled || !strings.Contains(res.DisabledReason, "410") {
+			Outcome: webhooks.Disable, StatusCode: 410})
+		if err != nil || !res.Disabled || res.Delivery.Status != webhooks.DeliveryDisabled || !strings.Contains(res.DisabledReason, "410") {
 			t.Fatalf("410: %+v %v", res, err)
 		}
 		ep, _ := f.db.WebhookEndpoint(ctx, f.s.ID, f.a.ID)
@@ -233,9 +247,9 @@ func TestWebhookEndpointDisabled(t *testing.T) {
 		}
 		var sinceSeen time.Time
 		res, err = f.db.RecordWebhookAttempt(ctx, store.AttemptRecord{DeliveryID: ds[f.b.ID].ID, Attempt: 1, AttemptedAt: time.Now(),
-			Outcome: store.AttemptRetry, StatusCode: 503, Retry: true, RetryIn: time.Minute,
-			ShouldDisable: func(since, now time.Time) bool { sinceSeen = since; return true }})
-		if err != nil || !res.Disabled || res.Delivery.Status != store.DeliveryDisabled || sinceSeen.IsZero() {
+			Outcome: webhooks.Retry, StatusCode: 503,
+			Policy: policy{in: time.Minute, disable: func(since, now time.Time) bool { sinceSeen = since; return true }}})
+		if err != nil || !res.Disabled || res.Delivery.Status != webhooks.DeliveryDisabled || sinceSeen.IsZero() {
 			t.Fatalf("failing too long: %+v %v", res, err)
 		}
 		log, _, err := f.db.WebhookDeliveries(ctx, f.s.ID, f.b.ID, 10, "")
@@ -243,7 +257,7 @@ func TestWebhookEndpointDisabled(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range log {
-			if d.Status != store.DeliveryDisabled {
+			if d.Status != webhooks.DeliveryDisabled {
 				t.Fatalf("delivery %s of a disabled endpoint is %s", d.ID, d.Status)
 			}
 		}

@@ -3,6 +3,7 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -244,4 +245,41 @@ func (c *Client) attemptError(parent, attempt context.Context, err error) error 
 		return fmt.Errorf("%w after %s: %v", ErrTimeout, c.opts.Timeout, err)
 	}
 	return err
+}
+
+// parseOutcome is the inverse of Outcome.String.
+func parseOutcome(s string) (Outcome, error) {
+	for _, o := range [...]Outcome{Retry, Delivered, Disable, GiveUp} {
+		if o.String() == s {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown webhook attempt outcome %q", s)
+}
+
+// MarshalText writes the outcome as its name ("retry", "delivered",
+// "disable", "give_up"): the delivery log's word for it.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText reads an outcome's name.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	v, err := parseOutcome(string(b))
+	if err == nil {
+		*o = v
+	}
+	return err
+}
+
+// Value stores the outcome as its name.
+func (o Outcome) Value() (driver.Value, error) { return o.String(), nil }
+
+// Scan reads an outcome stored by Value.
+func (o *Outcome) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		return o.UnmarshalText([]byte(v))
+	case []byte:
+		return o.UnmarshalText(v)
+	}
+	return fmt.Errorf("webhook attempt outcome: cannot scan %T", src)
 }

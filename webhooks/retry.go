@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,4 +86,131 @@ func ParseRetryAfter(h string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// DeliveryStatus is where a delivery (one message to one endpoint) stands:
+// pending while an attempt is scheduled, then one of the three ends.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"   // an attempt is scheduled
+	DeliveryDelivered DeliveryStatus = "delivered" // the endpoint answered 2xx
+	DeliveryFailed    DeliveryStatus = "failed"    // every attempt failed, or the message can never be sent
+	DeliveryDisabled  DeliveryStatus = "disabled"  // the endpoint was disabled or deleted first
+)
+
+// Policy says when to try a delivery again and when an endpoint has failed
+// for too long. Scaled is the one packline runs; a test may bring its own.
+type Policy interface {
+	// NextRetry returns how long to wait after the attempt-th attempt
+	// failed, and false when that was the last attempt.
+	NextRetry(attempt int, retryAfter time.Duration) (time.Duration, bool)
+	// ShouldDisable reports whether an endpoint failing since
+	// failingSince is to be disabled at now.
+	ShouldDisable(failingSince, now time.Time) bool
+}
+
+// Scaled is the policy of Schedule and DisableAfter, both multiplied by a
+// timer scale (PACKLINE_TIMER_SCALE; 0 means 1): NextRetry and
+// ShouldDisable.
+type Scaled float64
+
+// NextRetry implements Policy with the package's NextRetry.
+func (s Scaled) NextRetry(attempt int, retryAfter time.Duration) (time.Duration, bool) {
+	return NextRetry(attempt, float64(s), retryAfter)
+}
+
+// ShouldDisable implements Policy with the package's ShouldDisable.
+func (s Scaled) ShouldDisable(failingSince, now time.Time) bool {
+	return ShouldDisable(failingSince, now, float64(s))
+}
+
+// EndpointChange is what an attempt's outcome says of its endpoint's
+// health, known before anything is read: the store writes it first, then
+// reads the delivery and asks Decide.
+type EndpointChange int
+
+// Endpoint changes.
+const (
+	// EndpointKept: giving up says nothing of the endpoint.
+	EndpointKept EndpointChange = iota
+	// EndpointHealthy: a success ends the endpoint's failing streak.
+	EndpointHealthy
+	// EndpointFailing: a failure starts a failing streak (or continues
+	// one); Decide is to be told when the streak started.
+	EndpointFailing
+	// EndpointDisabling: the endpoint answered 410 Gone and is about to be
+	// disabled.
+	EndpointDisabling
+)
+
+// EndpointChange returns what the outcome says of the endpoint.
+func (o Outcome) EndpointChange() EndpointChange {
+	switch o {
+	case Delivered:
+		return EndpointHealthy
+	case Disable:
+		return EndpointDisabling
+	case GiveUp:
+		return EndpointKept
+	}
+	return EndpointFailing
+}
+
+// Attempt is one attempt's result, as Decide reads it.
+type Attempt struct {
+	// N counts from 1.
+	N          int
+	Outcome    Outcome
+	StatusCode int
+	// RetryAfter is the receiver's Retry-After (Result.RetryAfter).
+	RetryAfter time.Duration
+}
+
+// Health is the attempt's endpoint as the transaction that records the
+// attempt found it.
+type Health struct {
+	// FailingSince is the endpoint's first failure after its last success
+	// (this attempt, when it is the first); zero when it is not failing.
+	FailingSince time.Time
+}
+
+// Plan is what follows from an attempt: the store writes it in the
+// transaction that records the attempt.
+type Plan struct {
+	// Status is the delivery's status after the attempt.
+	Status DeliveryStatus
+	// NextAttempt is when the next attempt is due; zero unless Status is
+	// DeliveryPending.
+	NextAttempt time.Time
+	// DisableEndpoint says the endpoint is to be disabled (with every
+	// pending delivery of it), for DisabledReason.
+	DisableEndpoint bool
+	DisabledReason  string
+}
+
+// Decide returns what follows from an attempt recorded at now: a 2xx
+// delivers; a 410 disables the endpoint; a message that can never be sent
+// fails at once; any other failure disables an endpoint that has failed
+// for too long (p.ShouldDisable), else schedules the next attempt
+// (p.NextRetry), else, after the last attempt, fails the delivery.
+func Decide(a Attempt, h Health, p Policy, now time.Time) Plan {
+	switch a.Outcome {
+	case Delivered:
+		return Plan{Status: DeliveryDelivered}
+	case Disable:
+		return Plan{Status: DeliveryDisabled, DisableEndpoint: true,
+			DisabledReason: fmt.Sprintf("the endpoint answered %d Gone", a.StatusCode)}
+	case GiveUp:
+		return Plan{Status: DeliveryFailed}
+	}
+	if !h.FailingSince.IsZero() && p.ShouldDisable(h.FailingSince, now) {
+		return Plan{Status: DeliveryDisabled, DisableEndpoint: true,
+			DisabledReason: fmt.Sprintf("every delivery failed since %s", h.FailingSince.Format(time.RFC3339))}
+	}
+	if in, ok := p.NextRetry(a.N, a.RetryAfter); ok {
+		return Plan{Status: DeliveryPending, NextAttempt: now.Add(in)}
+	}
+	return Plan{Status: DeliveryFailed}
 }

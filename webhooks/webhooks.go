@@ -7,7 +7,8 @@
 // The package holds no state. The webhook:deliver handler finds the store's
 // endpoints whose filters Match the event, keeps one delivery row per
 // (message id, endpoint), calls Client.Deliver for an attempt, records the
-// Result, and asks NextRetry when to try again: Deliver never retries by
+// Result, and asks Decide what follows (the next attempt per NextRetry, or
+// the endpoint disabled per ShouldDisable): Deliver never retries by
 // itself, so every attempt is logged and survives a worker restart.
 package webhooks
 

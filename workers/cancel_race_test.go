@@ -107,7 +107,7 @@ func TestCancelDuringChargeKeepsNoMoney(t *testing.T) {
 			}
 		}
 		fleettest.Start(t, db.DB, redistest.New(t).Opt(), fleettest.Options{Waker: db.Waker, ListenURL: db.ListenURL(),
-			Deps: workers.Deps{Hold: hold}})
+			Deps: workers.WithHold(workers.Deps{}, hold)})
 		db.Waker.Wake()
 
 		for _, o := range []*packline.Order{early, late, check} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/couriers"
 	"github.com/packline/packline/flows"
 	"github.com/packline/packline/metrics"
@@ -125,7 +126,7 @@ func (h *CourierLabels) giveUp(ctx context.Context, e Effect, note string, cause
 
 func labelReport(sh store.Shipment) *Report {
 	return &Report{Event: string(flows.EventLabelCreated), Data: map[string]any{
-		"courier": sh.Courier, "tracking_number": sh.TrackingNumber, "label_url": store.LabelPath(sh.ID)}}
+		"courier": sh.Courier, "tracking_number": sh.TrackingNumber, "label_url": view.LabelPath(sh.ID)}}
 }
 
 // labelRequest is the label of an order: from the store's ship-from

@@ -24,7 +24,7 @@ var (
 
 // env is one test's world: a database, a Redis, a store, and a fleet.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	db    *fleettest.DB
 	redis *redistest.Redis
 	store store.Store
@@ -39,7 +39,7 @@ type setupOpts struct {
 
 // setup opens a database of the dialect with a store on flow, leases a
 // Redis, and starts a fleet unless told not to.
-func setup(t *testing.T, dialect, flow string, o setupOpts) *env {
+func setup(t testing.TB, dialect, flow string, o setupOpts) *env {
 	t.Helper()
 	db := fleettest.OpenDB(t, dialect, o.store)
 	s, _, _, err := db.CreateStore(t.Context(), "shop", flow)

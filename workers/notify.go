@@ -145,15 +145,33 @@ func (n *Notifier) HandleEffect(ctx context.Context, e Effect) (*Report, error) 
 		return nil, fmt.Errorf("notifier cannot run %s: %w", e.Type, asynq.SkipRetry)
 	}
 	key := notify.Key(e.ID, e.Effect.Template)
-	m, err := n.db.MessageByKey(ctx, key)
+	var (
+		m       store.Message
+		claimed bool
+		err     error
+	)
+	if e.Runs > 1 {
+		// An earlier run may have made the row: it is sent as it was
+		// rendered then.
+		m, err = n.db.MessageByKey(ctx, key)
+	} else {
+		err = packline.Errorf(packline.ENOTFOUND, "message %s not made yet", key)
+	}
 	switch {
 	case err == nil:
+		if m.Final() {
+			return nil, settled(m)
+		}
+		if m, claimed, err = n.db.ClaimMessage(ctx, key, messageLease); err != nil {
+			return nil, err
+		}
 	case packline.ErrorCode(err) == packline.ENOTFOUND:
 		row, err := n.render(ctx, ch, key, e)
 		if err != nil {
 			return nil, err
 		}
-		if m, err = n.db.RecordMessage(ctx, row); err != nil {
+		// The row and this run's lease on it commit together.
+		if m, claimed, err = n.db.StartMessage(ctx, row, messageLease); err != nil {
 			return nil, err
 		}
 		if m.Status == store.MessageSkipped {
@@ -162,16 +180,18 @@ func (n *Notifier) HandleEffect(ctx context.Context, e Effect) (*Report, error) 
 	default:
 		return nil, err
 	}
-	sent, err := n.deliver(ctx, m, e.ID)
-	if err != nil || !sent {
+	if !claimed {
+		if m.Final() {
+			return nil, settled(m)
+		}
+		return nil, fmt.Errorf("message %s is being sent by another worker", m.Key)
+	}
+	if err := n.deliver(ctx, m, e.ID); err != nil {
 		return nil, err
 	}
 	return &Report{Done: true}, nil
 }
 
-// render makes the message row of an effect: sending with the rendered
-// message, skipped when there is no address, failed when it cannot be
-// rendered.
 func (n *Notifier) render(ctx context.Context, ch notify.Channel, key string, e Effect) (store.Message, error) {
 	to := e.Effect.To
 	if to == "" {
@@ -205,24 +225,11 @@ func (n *Notifier) render(ctx context.Context, ch notify.Channel, key string, e 
 	return row, nil
 }
 
-// deliver sends a stored message unless it is final or another worker
-// holds it, and records the outcome. With effectID (the notify effect that
+// deliver sends a message the caller has claimed (its lease is the
+// caller's) and records the outcome. With effectID (the notify effect that
 // owes the message) the sent mark and the effect's done mark commit
-// together, and sent says so.
-func (n *Notifier) deliver(ctx context.Context, m store.Message, effectID string) (sent bool, err error) {
-	if m.Final() {
-		return false, settled(m)
-	}
-	m, claimed, err := n.db.ClaimMessage(ctx, m.Key, messageLease)
-	if err != nil {
-		return false, err
-	}
-	if !claimed {
-		if m.Final() {
-			return false, settled(m)
-		}
-		return false, fmt.Errorf("message %s is being sent by another worker", m.Key)
-	}
+// together.
+func (n *Notifier) deliver(ctx context.Context, m store.Message, effectID string) error {
 	ch := notify.Channel(m.Channel)
 	msg := notify.Message{Channel: ch, Template: m.Template, To: m.Recipient, ToName: m.RecipientName,
 		FromName: m.FromName, ReplyTo: m.ReplyTo, Subject: m.Subject, Text: m.Body, HTML: m.HTML}
@@ -232,7 +239,7 @@ func (n *Notifier) deliver(ctx context.Context, m store.Message, effectID string
 		// if the task's time is up.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		return effectID != "", n.db.MarkMessageSentAndDone(wctx, m.Key, provider, rcpt.ProviderID, effectID)
+		return n.db.MarkMessageSentAndDone(wctx, m.Key, provider, rcpt.ProviderID, effectID)
 	}
 	permanent := errors.Is(err, notify.ErrPermanent)
 	retried, _ := asynq.GetRetryCount(ctx)
@@ -244,9 +251,9 @@ func (n *Notifier) deliver(ctx context.Context, m store.Message, effectID string
 		n.log.ErrorContext(ctx, "record message failure", "key", m.Key, "err", ferr)
 	}
 	if permanent {
-		return false, fmt.Errorf("send %s: %w: %w", m.Key, err, asynq.SkipRetry)
+		return fmt.Errorf("send %s: %w: %w", m.Key, err, asynq.SkipRetry)
 	}
-	return false, fmt.Errorf("send %s: %w", m.Key, err)
+	return fmt.Errorf("send %s: %w", m.Key, err)
 }
 
 // settled is a final message's answer to a run of its task: nothing to do,
@@ -301,14 +308,18 @@ func (n *Notifier) NotifyStore(ctx context.Context, sn StoreNotice) error {
 	if sc.Email == "" {
 		row.Status, row.Error = store.MessageSkipped, "the store has no email address (packline stores create --email, or PATCH /v1/store)"
 	}
-	m, err := n.db.RecordMessage(ctx, row)
+	m, claimed, err := n.db.StartMessage(ctx, row, messageLease)
 	if err != nil {
 		return err
 	}
-	if m.Status == store.MessageSkipped {
+	switch {
+	case m.Status == store.MessageSkipped:
 		n.log.WarnContext(ctx, "the store has no email address to be told", "store_id", sn.StoreID, "notice", sn.Template, "key", sn.Key)
 		return nil
+	case !claimed && m.Final():
+		return settled(m)
+	case !claimed:
+		return fmt.Errorf("message %s is being sent by another worker", m.Key)
 	}
-	_, err = n.deliver(ctx, m, "")
-	return err
+	return n.deliver(ctx, m, "")
 }

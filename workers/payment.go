@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
+	"github.com/packline/packline/internal/testhook"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/store"
@@ -18,29 +20,36 @@ import (
 
 // payment runs the payment:* tasks (policies in package tasks). The effect
 // id is the provider's idempotency key and the payments row's key, so a
-// task run twice charges once and records one attempt; the result event
-// (payment_succeeded or payment_failed, for authorize, capture and confirm)
-// commits with the row's done mark. A decline is an answer, reported to the
-// order; only a provider that cannot answer makes the task retry.
+// task run twice charges once and records one attempt. The provider's
+// answer, the result event (payment_succeeded or payment_failed, for
+// authorize, capture and confirm) and the row's done mark commit together
+// (store.CompletePayment); an answer the order no longer takes is recorded
+// all the same and owes its reversal. A decline is an answer, reported to
+// the order; only a provider that cannot answer makes the task retry.
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
 	kind := strings.TrimPrefix(e.Type, "payment:")
 	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
 	var (
-		res payments.Result
-		err error
+		res    payments.Result
+		err    error
+		report func(store.Payment) *store.EffectReport
 	)
 	switch e.Type {
 	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
-		if !w.takesPaymentResult(o) {
-			// The order moved on (cancelled, expired) before the charge ran:
-			// charging now would take money no transition would ever see.
-			// A cancellation that races past this check is covered by the
-			// refund or void it owes, which waits for this effect to finish.
+		if e.Runs <= 1 && !w.takesPaymentResult(o) {
+			// The order moved on (cancelled, expired) before the charge
+			// ever ran (this is the first run, and starts are recorded
+			// durably): charging now would take money no transition would
+			// see. A cancellation that races past this check is covered:
+			// the answer it refuses owes its reversal.
 			w.log.InfoContext(ctx, "order no longer takes a payment result; not charging",
 				"effect_id", e.ID, "order_id", o.ID, "status", o.Status)
 			return w.complete(ctx, e, nil)
 		}
+		// A later run asks the provider whatever the order's state: an
+		// earlier run may have moved the money before it died, and asking
+		// again under the same key returns that answer.
 		if req.Amount == 0 {
 			req.Amount = o.Total
 		}
@@ -54,6 +63,16 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 			res, err = w.pay.Capture(ctx, req)
 		default:
 			res, err = w.pay.Confirm(ctx, req)
+		}
+		report = func(p store.Payment) *store.EffectReport {
+			// What was recorded first is the answer, even if this run's differs.
+			rep := &store.EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
+				Data: map[string]any{"payment_id": p.ID}}
+			if p.Status != store.PaymentSucceeded {
+				rep.Event = string(flows.EventPaymentFailed)
+				rep.Data["error_code"] = p.ErrorCode
+			}
+			return rep
 		}
 	case tasks.TypePaymentVoid:
 		auth, done, verr := w.voidTarget(ctx, e)
@@ -95,26 +114,19 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	if !res.OK() {
 		status = store.PaymentFailed
 	}
-	p, err := w.db.RecordPayment(ctx, store.Payment{
+	if w.hold != nil {
+		ctx = testhook.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "payment:before_commit", e) })
+	}
+	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
 		OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: req.Purpose,
 		Amount: req.Amount, Currency: o.Currency, Status: status, ErrorCode: res.ErrorCode,
 		Provider: w.pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
-	})
+	}, report)
 	if err != nil {
 		return err
 	}
-	var rep *store.EffectReport
-	switch e.Type {
-	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
-		// What was recorded first is the answer, even if this run's differs.
-		rep = &store.EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
-			Data: map[string]any{"payment_id": p.ID}}
-		if p.Status != store.PaymentSucceeded {
-			rep.Event = string(flows.EventPaymentFailed)
-			rep.Data["error_code"] = p.ErrorCode
-		}
-	}
-	return w.complete(ctx, e, rep)
+	w.logOutcome(ctx, e, out)
+	return nil
 }
 
 // takesPaymentResult reports whether the order, as it is now, would take
@@ -170,11 +182,21 @@ func dataString(raw json.RawMessage, key string) string {
 var errAuthorizationRunning = errors.New("the authorization to void has not answered yet")
 
 // voidTarget finds the authorization a void releases: the order's newest
-// successful authorization. done is set when there is nothing to void (the
-// check failed, or a void succeeded already, so an already voided check is
-// done); an authorization still running makes the void retry.
+// successful authorization, as the provider made it. done is set when there
+// is nothing to void (the check failed, or a void succeeded already, so an
+// already voided check is done); an authorization still running makes the
+// void retry.
 func (w *worker) voidTarget(ctx context.Context, e Effect) (auth store.Payment, done bool, err error) {
-	ps, err := w.db.Payments(ctx, e.OrderID)
+	rows, err := w.db.Outbox(ctx, e.OrderID)
+	if err != nil {
+		return auth, false, err
+	}
+	for _, r := range rows {
+		if r.Type == tasks.TypePaymentAuthorize && !r.Final() {
+			return auth, false, errAuthorizationRunning
+		}
+	}
+	ps, err := w.payments(ctx, e, rows, tasks.TypePaymentAuthorize)
 	if err != nil {
 		return auth, false, err
 	}
@@ -187,19 +209,7 @@ func (w *worker) voidTarget(ctx context.Context, e Effect) (auth store.Payment, 
 			auth, found = p, true
 		}
 	}
-	if found {
-		return auth, false, nil
-	}
-	rows, err := w.db.Outbox(ctx, e.OrderID)
-	if err != nil {
-		return auth, false, err
-	}
-	for _, r := range rows {
-		if r.Type == tasks.TypePaymentAuthorize && r.Status != store.EffectDone && r.Status != store.EffectFailed {
-			return auth, false, errAuthorizationRunning
-		}
-	}
-	return auth, true, nil
+	return auth, !found, nil
 }
 
 // errChargeRunning retries a refund that overtook a charge of the same order:
@@ -207,21 +217,33 @@ func (w *worker) voidTarget(ctx context.Context, e Effect) (auth store.Payment, 
 // take money.
 var errChargeRunning = errors.New("a charge of this order has not finished yet")
 
+// errRefundRunning retries a refund while an older refund of the same order
+// is still to run: refunds of one order run one after the other, so each
+// sees what the ones before it gave back.
+var errRefundRunning = errors.New("an earlier refund of this order has not finished yet")
+
 // refundTarget returns the charge to refund (the newest successful capture
 // or confirm) and the amount: the effect's, or what the charges took less
-// what was refunded already. While a capture or confirm of the order is
-// still running it returns errChargeRunning, so the refund sees its result.
+// what was refunded already, as the provider made them. While a capture or
+// confirm of the order, or an older refund, is still running it returns
+// errChargeRunning or errRefundRunning, so the refund sees their results.
 func (w *worker) refundTarget(ctx context.Context, e Effect) (ref string, amount int64, err error) {
 	rows, err := w.db.Outbox(ctx, e.OrderID)
 	if err != nil {
 		return "", 0, err
 	}
 	for _, r := range rows {
-		if (r.Type == tasks.TypePaymentCapture || r.Type == tasks.TypePaymentConfirm) && r.Status != store.EffectDone && r.Status != store.EffectFailed {
+		if r.Final() || r.ID == e.ID {
+			continue
+		}
+		switch {
+		case r.Type == tasks.TypePaymentCapture || r.Type == tasks.TypePaymentConfirm:
 			return "", 0, errChargeRunning
+		case r.Type == tasks.TypePaymentRefund && (r.CreatedAt.Before(e.CreatedAt) || r.CreatedAt.Equal(e.CreatedAt) && r.ID < e.ID):
+			return "", 0, errRefundRunning
 		}
 	}
-	ps, err := w.db.Payments(ctx, e.OrderID)
+	ps, err := w.payments(ctx, e, rows, tasks.TypePaymentCapture, tasks.TypePaymentConfirm)
 	if err != nil {
 		return "", 0, err
 	}
@@ -248,4 +270,64 @@ func (w *worker) refundTarget(ctx context.Context, e Effect) (ref string, amount
 		amount = e.Effect.Amount
 	}
 	return ref, amount, nil
+}
+
+// payments returns the order's payments as the provider made them: the
+// recorded ones, and for every finished effect of the given types that
+// has no record, what the provider did under its key, recorded now (an
+// effect that died between the provider's answer and its commit, before
+// the fix that made those one transaction, left none).
+func (w *worker) payments(ctx context.Context, e Effect, rows []store.OutboxRow, types ...string) ([]store.Payment, error) {
+	ps, err := w.db.Payments(ctx, e.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := MissingPayments(ctx, w.db, w.pay, e.OrderID, e.StoreID, rows, ps, types...)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range missing {
+		w.log.WarnContext(ctx, "payment found at the provider, not in the records: recorded now",
+			"effect_id", e.ID, "order_id", e.OrderID, "payment_key", p.IdempotencyKey, "kind", p.Kind, "status", p.Status)
+	}
+	return append(ps, missing...), nil
+}
+
+// MissingPayments asks the provider about every finished payment effect of
+// the given types among rows that has no payment in ps, and records what it
+// did: the payments found at the provider only.
+func MissingPayments(ctx context.Context, db *store.DB, pay payments.Provider, orderID, storeID string, rows []store.OutboxRow, ps []store.Payment, types ...string) ([]store.Payment, error) {
+	recorded := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		recorded[p.IdempotencyKey] = true
+	}
+	var found []store.Payment
+	for _, r := range rows {
+		if !r.Final() || recorded[r.ID] || !slices.Contains(types, r.Type) {
+			continue
+		}
+		op, ok, err := pay.Lookup(ctx, r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("look up payment %s of order %s: %w", r.ID, orderID, err)
+		}
+		if !ok || "payment:"+op.Kind != r.Type {
+			continue
+		}
+		status := store.PaymentSucceeded
+		if !op.OK() {
+			status = store.PaymentFailed
+		}
+		var purpose string
+		if eff, err := r.Effect(); err == nil {
+			purpose = eff.Purpose
+		}
+		p, err := db.RecordPayment(ctx, store.Payment{OrderID: orderID, StoreID: storeID, IdempotencyKey: r.ID, Kind: op.Kind,
+			Purpose: purpose, Amount: op.Amount, Currency: op.Currency, Status: status, ErrorCode: op.ErrorCode,
+			Provider: pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod})
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, p)
+	}
+	return found, nil
 }

@@ -3,7 +3,7 @@ package workers
 import (
 	"context"
 
-	"github.com/packline/packline/store"
+	"github.com/packline/packline/internal/testhook"
 )
 
 // stockDecrement runs stock:decrement (policy: tasks.TypeStockDecrement):
@@ -12,7 +12,7 @@ import (
 // catalogue lists for it) and the done mark (store.TakeStock).
 func (w *worker) stockDecrement(ctx context.Context, e Effect) error {
 	if w.hold != nil {
-		ctx = store.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "stock:before_commit", e) })
+		ctx = testhook.WithBeforeCommit(ctx, func(ctx context.Context) { w.pause(ctx, "stock:before_commit", e) })
 	}
 	out, short, err := w.db.TakeStock(ctx, e.ID)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
+	"github.com/packline/packline/api/view"
 	"github.com/packline/packline/metrics"
 	"github.com/packline/packline/notify"
 	"github.com/packline/packline/store"
@@ -48,7 +49,7 @@ type WebhooksConfig struct {
 //     the store's enabled endpoints that want the event type, freezes the
 //     body ({"type", "timestamp": the transition's commit time, "data": the
 //     order as GET /v1/orders/{id} shows it to the merchant, from
-//     store.OrderSnapshot}), makes one delivery per endpoint
+//     view.Snapshot}), makes one delivery per endpoint
 //     (store.CreateWebhookDeliveries), and makes the first attempt of each
 //     itself, side by side; the effect is done once every first attempt is
 //     recorded, so a worker that dies on the way runs the fan-out again,
@@ -153,7 +154,7 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) (done bool, err error) 
 	if len(ids) == 0 {
 		return false, nil
 	}
-	snap, err := w.db.OrderSnapshot(ctx, e.StoreID, e.OrderID, w.baseURL)
+	snap, err := view.Snapshot(ctx, w.db, e.StoreID, e.OrderID, w.baseURL)
 	if err != nil {
 		return false, err
 	}
@@ -186,7 +187,7 @@ func (w *Webhooks) fanOut(ctx context.Context, e Effect) (done bool, err error) 
 	}
 	var todo []first
 	for _, d := range ds {
-		if d.Status != store.DeliveryPending || d.Attempts != 0 {
+		if d.Status != webhooks.DeliveryPending || d.Attempts != 0 {
 			continue
 		}
 		if ep, ok := byID[d.EndpointID]; ok { // else deleted since: its delivery was stopped
@@ -254,10 +255,11 @@ func (w *Webhooks) attempt(ctx context.Context, e Effect, deliveryID string, n i
 }
 
 // deliver makes attempt n of a delivery to its endpoint and records it with
-// what follows: the next attempt scheduled as an outbox row, or the
-// endpoint disabled (and its merchant told).
+// what follows (webhooks.Decide, in the store's transaction): the next
+// attempt scheduled as an outbox row, or the endpoint disabled (and its
+// merchant told).
 func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDelivery, ep store.WebhookEndpoint, n int, finish string) (finished bool, err error) {
-	if d.Status != store.DeliveryPending || d.Attempts != n-1 {
+	if d.Status != webhooks.DeliveryPending || d.Attempts != n-1 {
 		w.log.DebugContext(ctx, "webhook attempt has nothing to do", "delivery_id", d.ID, "attempt", n,
 			"status", d.Status, "attempts", d.Attempts)
 		return false, nil
@@ -280,20 +282,11 @@ func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDeliver
 	case res.Outcome != webhooks.Delivered:
 		rec.Error = fmt.Sprintf("HTTP %d %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
-	scale := w.db.TimerScale()
-	switch res.Outcome {
-	case webhooks.Delivered:
+	rec.Outcome, rec.RetryAfter = res.Outcome, res.RetryAfter
+	if res.Outcome == webhooks.Delivered {
 		// A success tells no one anything more: the effect that owes it
 		// may be marked done with its record.
-		rec.Outcome, rec.FinishEffect = store.AttemptDelivered, finish
-	case webhooks.Disable:
-		rec.Outcome = store.AttemptDisable
-	case webhooks.GiveUp:
-		rec.Outcome = store.AttemptGiveUp
-	default:
-		rec.Outcome = store.AttemptRetry
-		rec.RetryIn, rec.Retry = webhooks.NextRetry(n, scale, res.RetryAfter)
-		rec.ShouldDisable = func(since, now time.Time) bool { return webhooks.ShouldDisable(since, now, scale) }
+		rec.FinishEffect = finish
 	}
 	// The attempt was made: its record must be written even if the task's
 	// time is up.
@@ -309,11 +302,11 @@ func (w *Webhooks) deliver(ctx context.Context, e Effect, d store.WebhookDeliver
 	finished = rec.FinishEffect != ""
 	outcome := "retry"
 	switch {
-	case out.Delivery.Status == store.DeliveryDelivered:
+	case out.Delivery.Status == webhooks.DeliveryDelivered:
 		outcome = metrics.OutcomeOK
-	case out.Delivery.Status == store.DeliveryDisabled:
+	case out.Delivery.Status == webhooks.DeliveryDisabled:
 		outcome = "disabled"
-	case out.Delivery.Status == store.DeliveryFailed:
+	case out.Delivery.Status == webhooks.DeliveryFailed:
 		outcome = "gave_up"
 	}
 	metrics.WebhookDelivery(outcome)

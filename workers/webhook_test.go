@@ -198,7 +198,7 @@ func TestWebhookReceiverFailsTimesOutThenSucceeds(t *testing.T) {
 				return false
 			}
 			for _, d := range ds {
-				if d.Status != store.DeliveryDelivered {
+				if d.Status != webhooks.DeliveryDelivered {
 					return false
 				}
 			}
@@ -211,10 +211,10 @@ func TestWebhookReceiverFailsTimesOutThenSucceeds(t *testing.T) {
 				t.Fatalf("delivery %s: %d attempts, log %+v", d.EventType, d.Attempts, d.Log)
 			}
 			a := d.Log
-			if a[0].Outcome != store.AttemptRetry || a[0].StatusCode != 500 ||
-				a[1].Outcome != store.AttemptRetry || a[1].StatusCode != 0 || !strings.Contains(a[1].Error, "timed out") ||
+			if a[0].Outcome != webhooks.Retry || a[0].StatusCode != 500 ||
+				a[1].Outcome != webhooks.Retry || a[1].StatusCode != 0 || !strings.Contains(a[1].Error, "timed out") ||
 				a[1].LatencyMS < timeout.Milliseconds() ||
-				a[2].Outcome != store.AttemptDelivered || a[2].StatusCode != 204 ||
+				a[2].Outcome != webhooks.Delivered || a[2].StatusCode != 204 ||
 				strings.Contains(a[1].Error, "s3cret-token") || !strings.Contains(a[1].Error, "/hooks?…") {
 				t.Fatalf("attempts of %s: %+v", d.EventType, a)
 			}
@@ -271,7 +271,7 @@ func TestWebhookReceiverFailsTimesOutThenSucceeds(t *testing.T) {
 		fleettest.WaitFor(t, wait, "the replay to be delivered", func() bool {
 			for _, x := range h.deliveries() {
 				if x.ID == d.ID {
-					return x.Attempts == 4 && x.Status == store.DeliveryDelivered
+					return x.Attempts == 4 && x.Status == webhooks.DeliveryDelivered
 				}
 			}
 			return false
@@ -319,7 +319,7 @@ func TestWebhookGoneDisablesEndpointAndTellsMerchant(t *testing.T) {
 		// The next event is not sent to the disabled endpoint.
 		h.send(o.ID, "cancel", merchant, nil)
 		h.waitHooksSettled(o.ID)
-		if ds := h.deliveries(); len(ds) != 1 || ds[0].Status != store.DeliveryDisabled || ds[0].Attempts != 1 {
+		if ds := h.deliveries(); len(ds) != 1 || ds[0].Status != webhooks.DeliveryDisabled || ds[0].Attempts != 1 {
 			t.Fatalf("deliveries %+v", ds)
 		}
 		if n := len(h.rcv.requests()); n != 1 {
@@ -357,7 +357,7 @@ func TestWebhookEndpointFailingFiveDaysIsDisabled(t *testing.T) {
 			t.Fatalf("notice to a store without email %+v", notice)
 		}
 		ds := h.deliveries()
-		if len(ds) != 1 || ds[0].Status != store.DeliveryDisabled || ds[0].Attempts < 2 {
+		if len(ds) != 1 || ds[0].Status != webhooks.DeliveryDisabled || ds[0].Attempts < 2 {
 			t.Fatalf("deliveries %+v", ds)
 		}
 	})
@@ -377,7 +377,7 @@ func TestWebhookHonoursRetryAfter(t *testing.T) {
 			if len(ds) == 1 {
 				d = ds[0]
 			}
-			return d.Status == store.DeliveryDelivered
+			return d.Status == webhooks.DeliveryDelivered
 		})
 		if len(d.Log) != 2 {
 			t.Fatalf("attempts %+v", d.Log)
@@ -433,7 +433,7 @@ func TestWebhookFanOutKilledMidAttemptIsRunAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) != 1 || ds[0].Status != store.DeliveryDelivered || len(ds[0].Log) != 1 {
+		if len(ds) != 1 || ds[0].Status != webhooks.DeliveryDelivered || len(ds[0].Log) != 1 {
 			t.Fatalf("deliveries %+v, want one delivered with one attempt logged", ds)
 		}
 		got := rcv.requests()

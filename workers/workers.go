@@ -48,12 +48,12 @@ type Deps struct {
 	SMS      EffectHandler // notify:sms
 	Webhooks EffectHandler // webhook:deliver
 
-	// Hold, when set, is called at named points in the middle of a task:
+	// hold, when set, is called at named points in the middle of a task:
 	// "payment:answered" (the provider has answered; nothing is recorded
 	// yet) and "stock:before_commit" (stock is moved inside the open
-	// transaction). Tests use it to kill a worker at a known point; it is nil
-	// in production.
-	Hold func(ctx context.Context, point string, e Effect)
+	// transaction). Only this package's tests set it (WithHold, in
+	// export_test.go), to kill a worker at a known point.
+	hold func(ctx context.Context, point string, e Effect)
 }
 
 // Effect is one effect a handler runs: the outbox row, decoded.
@@ -75,6 +75,10 @@ type Effect struct {
 	CreatedAt time.Time
 	// Retry is how many times Asynq retried this task before.
 	Retry int
+	// Runs counts the runs a worker began of the effect, this one
+	// included, across deliveries and crashes (Retry restarts at 0 when the
+	// relay hands a lost task over again).
+	Runs int
 }
 
 // Report is what an outside effect tells its order: an event (e.g.
@@ -173,7 +177,7 @@ func NewMux(deps Deps) *asynq.ServeMux {
 	if deps.DB == nil {
 		panic("workers: Deps.DB is required")
 	}
-	w := &worker{db: deps.DB, pay: deps.Payments, log: deps.Logger, hold: deps.Hold}
+	w := &worker{db: deps.DB, pay: deps.Payments, log: deps.Logger, hold: deps.hold}
 	if w.pay == nil {
 		w.pay = payments.NewSandbox(deps.DB)
 	}
@@ -206,14 +210,15 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 		if err != nil {
 			return err
 		}
-		final, err := w.db.StartEffect(ctx, p.EffectID)
+		info, _ := flows.EffectOf(flows.EffectType(p.Type))
+		start, err := w.db.StartEffect(ctx, p.EffectID, info.Money)
 		if packline.ErrorCode(err) == packline.ENOTFOUND {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if err != nil {
 			return err
 		}
-		if final {
+		if start.Final {
 			return nil
 		}
 		defer func() {
@@ -228,7 +233,7 @@ func (w *worker) run(withOrder bool, fn func(ctx context.Context, e Effect) erro
 		// The task carries the row as the relay read it; the row's effect
 		// and timer never change after the commit that wrote them, so the
 		// worker reads nothing more of it.
-		e := Effect{ID: p.EffectID, Type: p.Type, OrderID: p.OrderID, StoreID: p.StoreID, Version: p.Version, CreatedAt: p.CreatedAt}
+		e := Effect{ID: p.EffectID, Type: p.Type, OrderID: p.OrderID, StoreID: p.StoreID, Version: p.Version, CreatedAt: p.CreatedAt, Runs: start.Runs}
 		e.Retry, _ = asynq.GetRetryCount(ctx)
 		if p.Type != store.TimerType {
 			if p.Effect == nil {

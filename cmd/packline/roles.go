@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/packline/packline/api"
@@ -60,10 +61,22 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 		return fmt.Errorf("%w (DATABASE_URL %s)", err, redactURL(cfg.DatabaseURL))
 	}
 
-	var redisOpt asynq.RedisConnOpt
+	var (
+		redisOpt asynq.RedisConnOpt
+		fleet    relay.Fleet
+	)
 	if cfg.RedisURL != "" {
 		if redisOpt, err = asynq.ParseRedisURI(cfg.RedisURL); err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		fleet, err = stampFleet(ctx, db, redisOpt)
+		switch {
+		case errors.Is(err, relay.ErrForeignFleet):
+			return fmt.Errorf("REDIS_URL %s: %w", redactURL(cfg.RedisURL), err)
+		case err != nil:
+			// Redis is down: the roles wait for it as they always do, and
+			// the sweeps stamp the fleet once it is back.
+			log.Warn("could not stamp the fleet id in Redis", "err", err)
 		}
 	}
 
@@ -76,7 +89,7 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 	if err := wireNotifications(cfg, db, log, &deps); err != nil {
 		return err
 	}
-	relayOpts := relay.Options{Redis: redisOpt, Logger: log, Types: workers.HandledTypes(deps)}
+	relayOpts := relay.Options{Redis: redisOpt, Logger: log, Types: workers.HandledTypes(deps), Fleet: fleet}
 	if db.Dialect() == store.Postgres {
 		relayOpts.ListenURL = cfg.DatabaseURL
 	}
@@ -127,6 +140,9 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 		// Couriers without callbacks are asked where their shipments are.
 		poller := workers.NewTrackingPoller(db, cw.registry, workers.PollOptions{Logger: log})
 		g.Go(func() error { return poller.Run(ctx) })
+		// Payments are compared with the provider's records.
+		rec := workers.NewReconciler(db, deps.Payments, workers.ReconcileOptions{Logger: log})
+		g.Go(func() error { return rec.Run(ctx) })
 	}
 	if has["worker"] {
 		srv := workers.NewServer(redisOpt, workers.Config{Concurrency: cfg.Concurrency, Logger: log})
@@ -167,6 +183,23 @@ func serve(ctx context.Context, log *slog.Logger, name string, ln net.Listener, 
 }
 
 // redactURL drops the password from a URL for messages.
+// stampFleet claims the Redis database for this database's fleet
+// (relay.Stamp): a second fleet on the same Redis database is an error at
+// start, naming both.
+func stampFleet(ctx context.Context, db *store.DB, opt asynq.RedisConnOpt) (relay.Fleet, error) {
+	id, err := db.FleetID(ctx)
+	if err != nil {
+		return relay.Fleet{}, err
+	}
+	f := relay.Fleet{ID: id, Database: db.Where()}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return f, nil
+	}
+	defer rdb.Close()
+	return f, relay.Stamp(ctx, rdb, f)
+}
+
 func redactURL(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
 		if j := strings.Index(u[i+3:], "@"); j >= 0 {

@@ -67,7 +67,7 @@ type Options struct {
 	// Deps are the workers' dependencies; DB is set by Start.
 	Deps workers.Deps
 	// Relay options; Redis and Types default to the fleet's, PollInterval
-	// to 200ms, RedeliverAfter to 2m.
+	// to 200ms, RedeliverAfter to the relay's default.
 	Relay relay.Options
 	// ListenURL, when set, makes the relay LISTEN for commits.
 	ListenURL string

@@ -1,0 +1,12 @@
+-- +goose Up
+-- One row: this database's fleet id. Every role stamps it into Redis at
+-- start (relay.Stamp), so a second fleet pointed at the same Redis database
+-- is refused instead of eating this fleet's tasks.
+CREATE TABLE fleet_id (
+    id         TEXT PRIMARY KEY,
+    created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+INSERT INTO fleet_id (id) VALUES ('flt_' || lower(hex(randomblob(10))));
+
+-- +goose Down
+DROP TABLE fleet_id;
