@@ -102,6 +102,7 @@ type Result struct {
 	Faults          []faultLog     `json:"faults"`
 	WorkloadSeconds float64        `json:"workload_seconds"`
 	QuiescenceAfter float64        `json:"quiescence_after_last_fault_seconds"`
+	ScriptsAfter    float64        `json:"scripts_ended_after_last_fault_seconds"`
 	Quiesced        bool           `json:"quiesced"`
 	TotalSeconds    float64        `json:"total_seconds"`
 	Scripts         map[string]int `json:"scripts"`
@@ -276,6 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Result,
 		settled = scriptsDone
 	}
 	res.QuiescenceAfter = settled.Sub(lastFault).Seconds()
+	res.ScriptsAfter = scriptsDone.Sub(lastFault).Seconds()
 	stopFleet()
 
 	c := &checker{db: db, orders: orders, stores: all, hooks: hooks}
@@ -465,7 +467,8 @@ func writeReport(w io.Writer, r *Result) {
 	for _, f := range r.Faults {
 		fmt.Fprintf(w, "  %6.1fs  %s (%.1f s)%s\n", f.Offset, f.Name, f.Took, map[bool]string{true: ": " + fleet.Tail(f.Error, 200)}[f.Error != ""])
 	}
-	fmt.Fprintf(w, "workload ended after %.1f s; quiescence %.1f s after the last fault; whole run %.0f s\n\n", r.WorkloadSeconds, r.QuiescenceAfter, r.TotalSeconds)
+	fmt.Fprintf(w, "workload ended after %.1f s; quiescence %.1f s after the last fault (the last script ended %.1f s after it); whole run %.0f s\n\n",
+		r.WorkloadSeconds, r.QuiescenceAfter, r.ScriptsAfter, r.TotalSeconds)
 	writeTable(w, r.Checks)
 	var keys []string
 	for k := range r.Scripts {
