@@ -20,10 +20,11 @@ help: ## list every target
 build: ## build bin/packline
 	$(GO) build -o bin/packline ./cmd/packline
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and Redocly's OpenAPI linter (pinned in scripts/test-tools.sh) over api/openapi.yaml
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@redocly=$$(bash scripts/test-tools.sh redocly) && "$$redocly" lint --config redocly.yaml api/openapi.yaml
 
 # The PostgreSQL make test uses when TEST_DATABASE_URL is unset, if it answers.
 LOCAL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
@@ -39,8 +40,10 @@ test: lint ## lint, every test (on SQLite and, when one answers, PostgreSQL: TES
 test-short: ## every test, without the race detector or fuzzing
 	$(GO) test -count=1 $(PKGS)
 
-fuzz: ## fuzz order decoding for FUZZTIME (default 15s)
-	$(GO) test -run '^$$' -fuzz '^FuzzCreateOrder$$' -fuzztime $(FUZZTIME) ./api
+fuzz: ## fuzz order, event and courier callback decoding, each for FUZZTIME (default 15s)
+	@for target in FuzzCreateOrder FuzzSendEvent FuzzCourierCallback; do \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./api || exit 1; \
+	done
 
 bench: ## Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -11,6 +11,7 @@ const (
 	EUNAUTHORIZED = "unauthorized"           // 401: no key, or a bad one
 	EFORBIDDEN    = "forbidden"              // 403: the key's scope does not allow this
 	ENOTFOUND     = "not_found"              // 404: no such thing (or another store's)
+	EMETHOD       = "method_not_allowed"     // 405: the path exists, not with this method
 	ECONFLICT     = "conflict"               // 409: not allowed in the current state, or a lost race
 	ETOOLARGE     = "too_large"              // 413: body over the limit
 	EINVALID      = "invalid"                // 422: well-formed but wrong

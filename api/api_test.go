@@ -17,22 +17,23 @@ import (
 )
 
 type client struct {
-	t        *testing.T
-	srv      *httptest.Server
+	t        testing.TB
+	srv      *httptest.Server // the API, every exchange checked against openapi.yaml
+	api      http.Handler     // the API itself
 	db       *store.DB
 	sf, mk   string // storefront and merchant keys
 	storeID  string
 	otherKey string // a merchant key of another store
 }
 
-func newClient(t *testing.T, dialect, flow string) *client {
+func newClient(t testing.TB, dialect, flow string) *client {
 	t.Helper()
 	return newClientWith(t, dialect, flow, api.Config{})
 }
 
 // newClientWith is newClient with an API configured by cfg (its DB is set
 // here).
-func newClientWith(t *testing.T, dialect, flow string, cfg api.Config) *client {
+func newClientWith(t testing.TB, dialect, flow string, cfg api.Config) *client {
 	t.Helper()
 	db := storetest.Open(t, dialect, store.Options{})
 	ctx := t.Context()
@@ -45,9 +46,10 @@ func newClientWith(t *testing.T, dialect, flow string, cfg api.Config) *client {
 		t.Fatal(err)
 	}
 	cfg.DB = db
-	srv := httptest.NewServer(api.New(cfg))
+	h := api.New(cfg)
+	srv := httptest.NewServer(specHandler(t, h)) // spec_test.go
 	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
+	return &client{t: t, srv: srv, api: h, db: db, sf: sf, mk: mk, storeID: s.ID, otherKey: other}
 }
 
 type response struct {

@@ -23,6 +23,11 @@ type CourierRegistry interface {
 // beyond): tracking updates are small.
 const MaxCallbackBytes = 64 << 10
 
+// maxCallbackAhead is how far ahead of its receipt a tracking update's
+// occurred_at may be (the clock skew a callback's signature tolerates);
+// later than that, it is clamped to the time of receipt.
+const maxCallbackAhead = couriers.SignatureTolerance
+
 // callbackResponse answers a courier callback. It names no order and no
 // person: the caller is a courier.
 type callbackResponse struct {
@@ -79,7 +84,21 @@ func (s *Server) courierCallback(w http.ResponseWriter, r *http.Request, _ store
 		s.writeError(w, r, err)
 		return
 	}
+	// The signature covers the body, not its bytes' sanity: a string the
+	// courier's decoder turned into U+FFFD would be stored as that.
+	if err := checkEncoding(body); err != nil {
+		s.writeError(w, r, packline.Errorf(packline.EMALFORMED, "malformed callback: %s", packline.ErrorMessage(err)))
+		return
+	}
 	u.Courier = c.Name()
+	// A time ahead of receipt would order this update after every later
+	// one of its rank (couriers.Supersedes), pinning the shipment: beyond
+	// the clock skew a signature tolerates, it is taken as received now.
+	if received := time.Now(); u.OccurredAt.After(received.Add(maxCallbackAhead)) {
+		s.log.WarnContext(r.Context(), "courier callback from the future; taken as received now", "courier", u.Courier,
+			"tracking_number", u.TrackingNumber, "occurred_at", u.OccurredAt, "received_at", received)
+		u.OccurredAt = received
+	}
 	res, err := s.db.RecordTracking(r.Context(), u)
 	if err != nil {
 		if packline.ErrorCode(err) == packline.ENOTFOUND {

@@ -21,7 +21,7 @@ import (
 const courierSecret = "test-courier-secret-0123456789"
 
 // courierClient is newClient with the sandbox courier configured.
-func courierClient(t *testing.T, dialect, publicURL string) (*client, *sandbox.Courier, *testio.SyncBuffer) {
+func courierClient(t testing.TB, dialect, publicURL string) (*client, *sandbox.Courier, *testio.SyncBuffer) {
 	t.Helper()
 	sb, err := sandbox.New(sandbox.Options{Secret: courierSecret})
 	if err != nil {
@@ -155,12 +155,12 @@ func TestCourierCallbacks(t *testing.T) {
 			t.Fatalf("duplicate: %d %s", r.status, r.raw)
 		}
 		// delivered: the courier delivers the order.
-		r = c.callback("sandbox", body(couriers.StatusDelivered, t0.Add(2*time.Hour)), courierSecret, time.Now())
+		r = c.callback("sandbox", body(couriers.StatusDelivered, t0.Add(2*time.Minute)), courierSecret, time.Now())
 		if r.status != 200 || r.str("result") != "updated" || r.str("event") != "deliver" || r.str("order_status") != "delivered" {
 			t.Fatalf("delivered: %d %s", r.status, r.raw)
 		}
 		// out_for_delivery arriving late: 200, kept, and nothing moves back.
-		r = c.callback("sandbox", body(couriers.StatusOutForDelivery, t0.Add(time.Hour)), courierSecret, time.Now())
+		r = c.callback("sandbox", body(couriers.StatusOutForDelivery, t0.Add(time.Minute)), courierSecret, time.Now())
 		if r.status != 200 || r.str("result") != "older" || r.str("shipment_status") != "delivered" || r.str("order_status") != "delivered" {
 			t.Fatalf("older: %d %s", r.status, r.raw)
 		}

@@ -21,6 +21,8 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case packline.ENOTFOUND:
 		return http.StatusNotFound
+	case packline.EMETHOD:
+		return http.StatusMethodNotAllowed
 	case packline.ECONFLICT:
 		return http.StatusConflict
 	case packline.ETOOLARGE:

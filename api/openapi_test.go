@@ -83,3 +83,55 @@ func TestOpenAPIDocumentsRateLimits(t *testing.T) {
 		}
 	}
 }
+
+// Every operation lists the statuses the server can answer it with, each
+// with the error schema: 401 and 429 for a keyed route, 403 for a merchant
+// one, 404 for a path with an id (one that names nothing, or bytes that
+// name nothing), 400, 413 and 422 for a body, 500 everywhere.
+func TestOpenAPIListsEveryStatus(t *testing.T) {
+	src, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(src, &spec); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	for _, rt := range routes {
+		var op struct {
+			RequestBody any `yaml:"requestBody"`
+			Responses   map[string]struct {
+				Ref string `yaml:"$ref"`
+			} `yaml:"responses"`
+		}
+		node := spec.Paths[rt.pattern][strings.ToLower(rt.method)]
+		if err := node.Decode(&op); err != nil {
+			t.Fatalf("%s %s: %v", rt.method, rt.pattern, err)
+		}
+		want := []string{"500"}
+		if rt.access != public {
+			want = append(want, "401", "429")
+		}
+		if rt.access == merchant {
+			want = append(want, "403")
+		}
+		if strings.Contains(rt.pattern, "{") {
+			want = append(want, "404")
+		}
+		if op.RequestBody != nil {
+			want = append(want, "400", "413", "422")
+		}
+		for _, status := range want {
+			res, ok := op.Responses[status]
+			if !ok {
+				t.Errorf("%s %s does not list %s", rt.method, rt.pattern, status)
+				continue
+			}
+			if res.Ref != "#/components/responses/Error" && res.Ref != "#/components/responses/RateLimited" {
+				t.Errorf("%s %s %s is %q, not the error schema", rt.method, rt.pattern, status, res.Ref)
+			}
+		}
+	}
+}

@@ -98,6 +98,10 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key)
 			return
 		}
 	}
+	if f.Status != "" && !s.knownStatus(f.Status) {
+		s.writeError(w, r, packline.FieldError("status", "status %q is not a state of any flow", f.Status))
+		return
+	}
 	orders, next, err := s.db.ListOrders(r.Context(), k.StoreID, f)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -116,6 +120,18 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, k store.Key)
 		out.NextCursor = &next
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// knownStatus reports whether some flow has a state named status: a filter
+// on any other names nothing, which is a mistake, not an empty list.
+func (s *Server) knownStatus(status string) bool {
+	fs := s.db.Flows()
+	for _, name := range fs.Names() {
+		if fs.Get(name).State(status) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // eventRequest is the body of POST /v1/orders/{id}/events.
@@ -160,7 +176,8 @@ func (s *Server) sendEvent(w http.ResponseWriter, r *http.Request, k store.Key) 
 }
 
 // checkData bounds an event's free-form data: size, and no control
-// characters in strings (they end up on the timeline).
+// characters in strings (they end up on the timeline). What fields it may
+// have is the flow's to say (flows: an event's declared data).
 func checkData(d map[string]any) error {
 	if d == nil {
 		return nil
@@ -169,27 +186,7 @@ func checkData(d map[string]any) error {
 	if len(b) > maxBlob {
 		return packline.FieldError("data", "data must be at most %d bytes of JSON", maxBlob)
 	}
-	var walk func(path string, v any) error
-	walk = func(path string, v any) error {
-		switch x := v.(type) {
-		case string:
-			return multiline(path, x, maxBlob)
-		case map[string]any:
-			for k, e := range x {
-				if err := walk(path+"."+k, e); err != nil {
-					return err
-				}
-			}
-		case []any:
-			for i, e := range x {
-				if err := walk(path+"["+strconv.Itoa(i)+"]", e); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return walk("data", d)
+	return checkStrings("data", d)
 }
 
 func (s *Server) addNote(w http.ResponseWriter, r *http.Request, k store.Key) {
@@ -218,7 +215,7 @@ func (s *Server) addNote(w http.ResponseWriter, r *http.Request, k store.Key) {
 
 func (s *Server) putStock(w http.ResponseWriter, r *http.Request, k store.Key) {
 	sku := r.PathValue("sku")
-	if err := text("sku", sku, maxSKU, true); err != nil {
+	if err := checkSKU("sku", sku); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

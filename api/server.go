@@ -148,7 +148,14 @@ func New(cfg Config) http.Handler {
 			rt.handle(s, w, r, k)
 		})
 	}
+	paths := allowedMethods()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			allow := paths.methods[pattern]
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, packline.Errorf(packline.EMETHOD, "%s %s is not served; this path takes %s", r.Method, r.URL.Path, allow))
+			return
+		}
 		s.writeError(w, r, packline.Errorf(packline.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
 	var h http.Handler = s.mux
@@ -156,6 +163,33 @@ func New(cfg Config) http.Handler {
 		h = cfg.Middleware(h)
 	}
 	return s.recoverer(withRequestID(s.withBaseURL(s.accessLog(h))))
+}
+
+// pathMethods matches a request's path against the routes' patterns, any
+// method, to answer a known path with a wrong method 405 and its Allow.
+type pathMethods struct {
+	*http.ServeMux
+	methods map[string]string // pattern → "GET, HEAD, POST"
+}
+
+func allowedMethods() pathMethods {
+	p := pathMethods{ServeMux: http.NewServeMux(), methods: map[string]string{}}
+	byPath := map[string][]string{}
+	var order []string
+	for _, rt := range routes {
+		if byPath[rt.pattern] == nil {
+			order = append(order, rt.pattern)
+		}
+		byPath[rt.pattern] = append(byPath[rt.pattern], rt.method)
+		if rt.method == http.MethodGet {
+			byPath[rt.pattern] = append(byPath[rt.pattern], http.MethodHead) // ServeMux serves HEAD with GET
+		}
+	}
+	for _, pattern := range order {
+		p.Handle(pattern, http.NotFoundHandler())
+		p.methods[pattern] = strings.Join(byPath[pattern], ", ")
+	}
+	return p
 }
 
 // accessLog logs one line per request: method, route pattern, status and
@@ -237,9 +271,9 @@ var errPanic error = panicError{}
 // authenticate checks the bearer key, its rate and its scope. Every answer to
 // a valid key carries its RateLimit headers (ratelimit.go).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, need access) (store.Key, error) {
-	h := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || strings.TrimSpace(key) == "" {
+	// The scheme is case-insensitive (RFC 9110, 11.1): Bearer, bearer, BEARER.
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 		return store.Key{}, packline.Errorf(packline.EUNAUTHORIZED, "send your API key as Authorization: Bearer <key>")
 	}
 	// A client that keeps sending bad keys is slowed before its guesses

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -181,11 +183,8 @@ func (req *createOrderRequest) toOrder() (packline.Order, error) {
 	lines := make([]packline.Line, len(req.Lines))
 	for i, l := range req.Lines {
 		p := fmt.Sprintf("lines[%d].", i)
-		if err := text(p+"sku", l.SKU, maxSKU, true); err != nil {
+		if err := checkSKU(p+"sku", l.SKU); err != nil {
 			return o, err
-		}
-		if strings.ContainsAny(l.SKU, " /?#%") {
-			return o, packline.FieldError(p+"sku", "a SKU may not contain spaces or / ? # %%")
 		}
 		if err := text(p+"name", l.Name, maxShortString, true); err != nil {
 			return o, err
@@ -244,8 +243,22 @@ func (req *createOrderRequest) toOrder() (packline.Order, error) {
 	return o, nil
 }
 
+// checkSKU is the one SKU rule, for order lines and stock alike: required
+// single-line text of at most maxSKU bytes, without spaces or / ? # %
+// (a SKU is a path segment of /v1/stock/{sku}).
+func checkSKU(field, sku string) error {
+	if err := text(field, sku, maxSKU, true); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(sku, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("/?#%", r) }) {
+		return packline.FieldError(field, "a SKU may not contain spaces or / ? # %%")
+	}
+	return nil
+}
+
 // blob checks a free-form JSON value (metadata, customization): at most
-// maxBlob bytes; null counts as absent.
+// maxBlob bytes, no control characters in its strings but newlines and
+// tabs, none at all in its keys; null counts as absent.
 func blob(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
@@ -253,10 +266,51 @@ func blob(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) > maxBlob {
 		return nil, packline.FieldError(field, "%s must be at most %d bytes of JSON", field, maxBlob)
 	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, packline.FieldError(field, "%s is not valid JSON", field)
+	}
+	if err := checkStrings(field, v); err != nil {
+		return nil, err
+	}
 	// Compact it so what is stored does not depend on the client's spacing.
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
 		return nil, packline.FieldError(field, "%s is not valid JSON", field)
 	}
 	return json.RawMessage(buf.Bytes()), nil
+}
+
+// checkStrings walks a decoded free-form JSON value and refuses control
+// characters (NUL among them: PostgreSQL refuses it, and it ends up on the
+// timeline and in webhooks) in its strings, newlines and tabs excepted, and
+// any in its keys.
+func checkStrings(path string, v any) error {
+	switch x := v.(type) {
+	case string:
+		return multiline(path, x, maxBlob)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if strings.ContainsFunc(k, unicode.IsControl) {
+				return packline.FieldError(path, "the keys of %s may not contain control characters", path)
+			}
+			if err := checkStrings(path+"."+k, x[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := checkStrings(path+"["+strconv.Itoa(i)+"]", e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

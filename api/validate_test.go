@@ -73,12 +73,12 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			{"too many lines", order(manyLines(501)), 422, "invalid", "lines"},
 			{"zero quantity", order(set("lines0.quantity", 0)), 422, "invalid", "lines[0].quantity"},
 			{"negative quantity", order(set("lines0.quantity", -2)), 422, "invalid", "lines[0].quantity"},
-			{"fractional quantity", order(set("lines0.quantity", 1.5)), 422, "invalid", "lines.quantity"},
-			{"string quantity", order(set("lines0.quantity", "2")), 422, "invalid", "lines.quantity"},
+			{"fractional quantity", order(set("lines0.quantity", 1.5)), 422, "invalid", "lines[0].quantity"},
+			{"string quantity", order(set("lines0.quantity", "2")), 422, "invalid", "lines[0].quantity"},
 			{"missing quantity", order(set("lines0.quantity", nil)), 422, "invalid", "lines[0].quantity"},
 			{"negative price", order(set("lines0.unit_price", -1)), 422, "invalid", "lines[0].unit_price"},
 			{"missing price", order(set("lines0.unit_price", nil)), 422, "invalid", "lines[0].unit_price"},
-			{"price beyond int64", `{"currency":"USD","customer":{"name":"a","email":"a@b.co"},"lines":[{"sku":"s","name":"n","quantity":1,"unit_price":92233720368547758070}]}`, 422, "invalid", "lines.unit_price"},
+			{"price beyond int64", `{"currency":"USD","customer":{"name":"a","email":"a@b.co"},"lines":[{"sku":"s","name":"n","quantity":1,"unit_price":92233720368547758070}]}`, 422, "invalid", "lines[0].unit_price"},
 			{"line total overflows", order(set("lines0.quantity", 1000000), set("lines0.unit_price", int64(9223372036854775))), 422, "invalid", "lines[0]"},
 			{"order total overflows", order(set("lines", []any{
 				map[string]any{"sku": "A", "name": "a", "quantity": 1000, "unit_price": int64(9e15)},
@@ -94,6 +94,26 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			{"missing address line", order(set("shipping_address.line1", nil)), 422, "invalid", "shipping_address.line1"},
 			{"metadata not an object", order(set("metadata", []any{1})), 422, "invalid", "metadata"},
 			{"unknown flow", order(set("flow", "teleportation")), 422, "invalid", "flow"},
+			// Issue 16: input that was stored, or misreported.
+			{"type error in the second line", order(set("lines", []any{
+				map[string]any{"sku": "A", "name": "a", "quantity": 1, "unit_price": 1},
+				map[string]any{"sku": "B", "name": "b", "quantity": "1", "unit_price": 1},
+			})), 422, "invalid", "lines[1].quantity"},
+			{"object for a list", order(set("lines", map[string]any{"sku": "A"})), 422, "invalid", "lines"},
+			{"invalid UTF-8", strings.Replace(mustJSON(order()), "Amina B.", "Eve\xff\xfe", 1), 400, "malformed", ""},
+			{"lone low surrogate", strings.Replace(mustJSON(order()), "Amina B.", `Eve\udcff`, 1), 400, "malformed", ""},
+			{"lone high surrogate", strings.Replace(mustJSON(order()), "Amina B.", `Eve\ud800`, 1), 400, "malformed", ""},
+			{"high surrogate then not a low one", strings.Replace(mustJSON(order()), "Amina B.", `Eve\ud800\u0041`, 1), 400, "malformed", ""},
+			{"invalid UTF-8 in metadata", strings.Replace(mustJSON(order(set("metadata", map[string]any{"k": "v"}))), `"v"`, "\"\xc3\"", 1), 400, "malformed", ""},
+			{"NUL in a metadata value", order(set("metadata", map[string]any{"gift": "yes\x00"})), 422, "invalid", "metadata.gift"},
+			{"NUL deep in metadata", order(set("metadata", map[string]any{"a": []any{map[string]any{"b": "\x00"}}})), 422, "invalid", "metadata.a[0].b"},
+			{"control character in a metadata key", order(set("metadata", map[string]any{"k\x01": "v"})), 422, "invalid", "metadata"},
+			{"NUL in a customization", order(set("lines0.customization", map[string]any{"text": "Hi\x00"})), 422, "invalid", "lines[0].customization.text"},
+			{"escape in a customization", order(set("lines0.customization", map[string]any{"text": "\x1b[31m"})), 422, "invalid", "lines[0].customization.text"},
+			{"sku with a space", order(set("lines0.sku", "A B")), 422, "invalid", "lines[0].sku"},
+			{"field name in another case", order(set("currency", nil), set("CURRENCY", "DZD")), 422, "invalid", "CURRENCY"},
+			{"nested field name in another case", order(set("customer.name", nil), set("customer.Name", "Amina")), 422, "invalid", "customer.Name"},
+			{"line field name in another case", order(set("lines0.SKU", "X")), 422, "invalid", "lines[0].SKU"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -117,6 +137,34 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		c.db.SQL().Get(&rows, "SELECT COUNT(*) FROM outbox")
 		if rows != 0 {
 			t.Fatalf("refused requests wrote %d outbox rows", rows)
+		}
+	})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Valid text is kept exactly: a surrogate pair is one character, newlines
+// and tabs in metadata and customizations are text.
+func TestValidTextIsKept(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		c := newClient(t, dialect, "cash-on-delivery")
+		body := strings.Replace(mustJSON(order(set("metadata", map[string]any{"gift": "line 1\n\tline 2"}),
+			set("lines0.customization", map[string]any{"text": "Hi"}))), "Amina B.", `Amina \ud83d\ude00 \\udcff`, 1)
+		res := c.do("POST", "/v1/orders", c.sf, body)
+		if res.status != 201 {
+			t.Fatalf("create: %d %s", res.status, res.raw)
+		}
+		if got := res.body["customer"].(map[string]any)["name"]; got != "Amina \U0001F600 \\udcff" {
+			t.Fatalf("name stored as %q", got)
+		}
+		if got := res.body["metadata"].(map[string]any)["gift"]; got != "line 1\n\tline 2" {
+			t.Fatalf("metadata stored as %q", got)
 		}
 	})
 }
@@ -154,8 +202,9 @@ func FuzzCreateOrder(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := api.New(api.Config{DB: db})
+	api := api.New(api.Config{DB: db})
 	f.Fuzz(func(t *testing.T, body string) {
+		h := specHandler(t, api) // the answer must be one the spec lists
 		var before int
 		db.SQL().Get(&before, "SELECT COUNT(*) FROM orders WHERE store_id = ?", s.ID)
 		req := httptest.NewRequest("POST", "/v1/orders", strings.NewReader(body))

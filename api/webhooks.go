@@ -69,11 +69,14 @@ func (s *Server) createWebhookEndpoint(w http.ResponseWriter, r *http.Request, k
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := webhooks.CheckURL(ctx, req.URL, s.allowPrivate); err != nil {
-		msg := "url is not an http or https URL that can be reached"
-		if errors.Is(err, webhooks.ErrForbiddenAddress) {
-			msg = "url is on a private, loopback or link-local address; webhooks go to public addresses only"
+		// The details (addresses, the resolver's words) go to the log only:
+		// told to the merchant, they would let any key map internal names.
+		msg := "url must resolve to public addresses"
+		if !errors.Is(err, webhooks.ErrForbiddenAddress) {
+			msg = "url must be an absolute http or https URL"
 		}
-		s.writeError(w, r, &packline.Error{Code: packline.EINVALID, Field: "url", Message: msg + " (" + err.Error() + ")"})
+		s.log.InfoContext(r.Context(), "webhook endpoint refused", "store", k.StoreID, "err", err)
+		s.writeError(w, r, packline.FieldError("url", "%s", msg))
 		return
 	}
 	ep, err := s.db.CreateWebhookEndpoint(r.Context(), k.StoreID, req.URL, webhooks.NewSecret(), events)

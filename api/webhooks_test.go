@@ -46,8 +46,16 @@ func TestWebhookEndpointsOverHTTP(t *testing.T) {
 				t.Errorf("%s: %d %s, want %d on %q", tc.name, res.status, res.raw, tc.status, tc.field)
 			}
 		}
-		if res := c.do("POST", "/v1/webhook-endpoints", c.mk, map[string]any{"url": "http://127.0.0.1/x", "events": []string{"*"}}); !strings.Contains(res.errField("message"), "private") {
-			t.Errorf("a private URL's refusal does not say why: %s", res.raw)
+		// A refusal says only that: no address, no resolver output, so a
+		// key cannot map internal names (issue 16).
+		for _, u := range []string{"http://127.0.0.1/x", "http://[::127.0.0.1]/", "http://[::7f00:1]/", "http://[::a00:1]/",
+			"http://[::a9fe:a9fe]/", "http://[::ffff:0:7f00:1]/", "http://[::2]/", "http://[4000::1]/", "http://[5f00::1]/",
+			"http://[2001::1]/", "http://[2001:10::1]/", "http://2130706433/", "http://0x7f.0.0.1/", "http://0177.0.0.1/",
+			"http://localhost/", "http://no-such-host.invalid/"} {
+			res := c.do("POST", "/v1/webhook-endpoints", c.mk, map[string]any{"url": u, "events": []string{"*"}})
+			if res.status != 422 || res.errField("field") != "url" || res.errField("message") != "url must resolve to public addresses" {
+				t.Errorf("%s: %d %s, want 422 saying only that url must resolve to public addresses", u, res.status, res.raw)
+			}
 		}
 
 		res := c.do("POST", "/v1/webhook-endpoints", c.mk, map[string]any{"url": public, "events": []string{"order.*", "order.*"}})

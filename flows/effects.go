@@ -122,6 +122,10 @@ type EffectInfo struct {
 	// for the answer under the effect id, whatever state the order is in
 	// now: the earlier run may have moved the money before it died.
 	Money bool
+	// ReversedBy is the effect that gives back what this one took or
+	// holds (a charge is refunded, a hold voided): what a payment the order
+	// refused owes.
+	ReversedBy EffectType
 }
 
 // The policies shared by several entries.
@@ -142,7 +146,7 @@ var catalogue = []EffectInfo{
 		Money: true, Type: EffectPaymentAuthorize, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
-		FixedAmount: true,
+		FixedAmount: true, ReversedBy: EffectPaymentVoid,
 	},
 	{
 		// Charges the full amount (request-approval's accept and
@@ -150,6 +154,7 @@ var catalogue = []EffectInfo{
 		Money: true, Type: EffectPaymentCapture, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
+		ReversedBy: EffectPaymentRefund,
 	},
 	{
 		// Asks the provider for the checkout payment of a new order
@@ -157,6 +162,7 @@ var catalogue = []EffectInfo{
 		Money: true, Type: EffectPaymentConfirm, Queue: QueueCritical, MaxRetry: paymentRetries, Timeout: paymentTimeout,
 		IdempotencyKey: "the effect id, passed to the provider and kept as the payment row's key",
 		Reports:        []EventName{EventPaymentSucceeded, EventPaymentFailed}, Reporter: packline.ActorPayment,
+		ReversedBy: EffectPaymentRefund,
 	},
 	{
 		// Releases the card-check authorization; a check already voided, or

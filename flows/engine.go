@@ -121,7 +121,7 @@ func (f *Flow) Apply(o packline.Order, in Input) (Result, error) {
 			Message:       fmt.Sprintf("event %s cannot be sent by a %s", ev.Name, in.Actor.Type),
 			AllowedEvents: f.AllowedEvents(&o, in.Actor.Type)}
 	}
-	if err := ev.checkData(in.Data); err != nil {
+	if err := ev.checkData(in.Data, in.Actor.Type); err != nil {
 		return Result{}, err
 	}
 	work := o
@@ -336,9 +336,11 @@ func (f *Flow) EventNames() []string {
 }
 
 // checkData validates an event's data against its declared fields. An event
-// that declares fields accepts no others.
-func (e *Event) checkData(data map[string]any) error {
-	if len(e.Data) == 0 {
+// that declares fields accepts no others; one that declares none takes no
+// data from a customer or merchant (what they send is stored on the
+// timeline), but whatever a worker, courier or payment provider reports.
+func (e *Event) checkData(data map[string]any, actor packline.ActorType) error {
+	if len(e.Data) == 0 && actor != packline.ActorCustomer && actor != packline.ActorMerchant {
 		return nil
 	}
 	known := map[string]*DataField{}
@@ -381,12 +383,19 @@ func (e *Event) checkData(data map[string]any) error {
 			}
 		}
 	}
+	var unknown []string
 	for k := range data {
 		if known[k] == nil {
-			return packline.FieldError("data."+k, "event %s takes no field %s", e.Name, k)
+			unknown = append(unknown, k)
 		}
 	}
-	return nil
+	switch sort.Strings(unknown); len(unknown) {
+	case 0:
+		return nil
+	case 1:
+		return packline.FieldError("data."+unknown[0], "event %s takes no field %s", e.Name, unknown[0])
+	}
+	return packline.FieldError("data."+unknown[0], "event %s takes no fields %s", e.Name, strings.Join(unknown, ", "))
 }
 
 func contains(ss []string, s string) bool {

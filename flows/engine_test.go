@@ -874,6 +874,15 @@ func TestEventData(t *testing.T) {
 		{"payment method missing", "request-approval", raRetry, "retry_payment", customer, nil, "data.payment_method", "retry_payment needs data.payment_method"},
 		{"payment method not a string", "request-approval", raRetry, "retry_payment", customer, map[string]any{"payment_method": json.Number("12")}, "data.payment_method", "must be a string"},
 		{"payment method too long", "request-approval", raRetry, "retry_payment", customer, map[string]any{"payment_method": long(256)}, "data.payment_method", "must be at most 255 bytes"},
+		{"undeclared fields, all named", "prepaid-simple", psShipped, "leave_feedback", customer,
+			map[string]any{"rating": json.Number("5"), "photo": "x.jpg", "emoji": "y"}, "data.emoji", "event leave_feedback takes no fields emoji, photo"},
+		// An event that declares no data takes none from a merchant or
+		// customer: it would be stored on the timeline unchecked.
+		{"merchant data on an event that declares none", "cash-on-delivery", nil, "confirm", merchant,
+			map[string]any{"x": "y"}, "data.x", "event confirm takes no field x"},
+		{"customer data on an event that declares none", "cash-on-delivery", nil, "cancel", customer,
+			map[string]any{"reason": "r", "b": true}, "data.b", "event cancel takes no fields b, reason"},
+		{"empty data on an event that declares none", "cash-on-delivery", nil, "confirm", merchant, map[string]any{}, "", ""},
 		// Events that declare no data take whatever a worker reports.
 		{"data on an event that declares none", "cash-on-delivery", codConfirmed, "stock_short", system,
 			map[string]any{"skus": []any{"MUG", "CAP"}}, "", ""},

@@ -208,16 +208,7 @@ func (p *parser) flow(n *yaml.Node) (*Flow, error) {
 			f.Initial, err = p.str(v, "initial")
 			f.initialLine = v.Line
 		case "flags":
-			f.Flags, err = p.strs(v, "flags")
-			for _, fl := range f.Flags {
-				if f.flags[fl] {
-					return true, p.errf(v, "duplicate flag %q", fl)
-				}
-				if _, builtin := builtinGuards[fl]; builtin {
-					return true, p.errf(v, "flag %q has the name of a builtin guard", fl)
-				}
-				f.flags[fl] = true
-			}
+			err = p.flags(f, v)
 		case "on_create":
 			f.OnCreate, err = p.effects(v)
 		case "states":
@@ -225,27 +216,11 @@ func (p *parser) flow(n *yaml.Node) (*Flow, error) {
 		case "events":
 			eventsNode = v
 		case "automatic":
-			if v.Kind != yaml.SequenceNode {
-				return true, p.errf(v, "automatic must be a list of transitions")
-			}
-			for _, c := range v.Content {
-				t, err := p.transition(c, "an automatic transition")
-				if err != nil {
-					return true, err
-				}
-				f.Automatic = append(f.Automatic, t)
-			}
+			f.Automatic, err = list(p, v, "automatic must be a list of transitions", func(c *yaml.Node) (*Transition, error) {
+				return p.transition(c, "an automatic transition")
+			})
 		case "timers":
-			if v.Kind != yaml.SequenceNode {
-				return true, p.errf(v, "timers must be a list")
-			}
-			for _, c := range v.Content {
-				t, err := p.timer(c)
-				if err != nil {
-					return true, err
-				}
-				f.Timers = append(f.Timers, t)
-			}
+			f.Timers, err = list(p, v, "timers must be a list", p.timer)
 		default:
 			return false, nil
 		}
@@ -254,29 +229,71 @@ func (p *parser) flow(n *yaml.Node) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.Name == "" {
-		return nil, p.errf(n, "the flow has no name")
+	for _, missing := range []struct {
+		absent bool
+		what   string
+	}{{f.Name == "", "no name"}, {f.Initial == "", "no initial state"}, {statesNode == nil, "no states"}, {eventsNode == nil, "no events"}} {
+		if missing.absent {
+			return nil, p.errf(n, "the flow has %s", missing.what)
+		}
 	}
-	if f.Initial == "" {
-		return nil, p.errf(n, "the flow has no initial state")
+	if err := p.states(f, statesNode); err != nil {
+		return nil, err
 	}
-	if statesNode == nil {
-		return nil, p.errf(n, "the flow has no states")
+	if err := p.events(f, eventsNode); err != nil {
+		return nil, err
 	}
-	if eventsNode == nil {
-		return nil, p.errf(n, "the flow has no events")
+	return f, nil
+}
+
+// list parses a YAML sequence, each item with item; notList is the error
+// for a node that is not a sequence.
+func list[T any](p *parser, n *yaml.Node, notList string, item func(*yaml.Node) (T, error)) ([]T, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, "%s", notList)
 	}
-	if err := p.fields(statesNode, "states", func(key string, k, v *yaml.Node) (bool, error) {
+	out := make([]T, 0, len(n.Content))
+	for _, c := range n.Content {
+		t, err := item(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// flags parses the flow's flags: unique, and none named as a builtin guard.
+func (p *parser) flags(f *Flow, v *yaml.Node) error {
+	var err error
+	if f.Flags, err = p.strs(v, "flags"); err != nil {
+		return err
+	}
+	for _, fl := range f.Flags {
+		if f.flags[fl] {
+			return p.errf(v, "duplicate flag %q", fl)
+		}
+		if _, builtin := builtinGuards[fl]; builtin {
+			return p.errf(v, "flag %q has the name of a builtin guard", fl)
+		}
+		f.flags[fl] = true
+	}
+	return nil
+}
+
+// states parses the flow's states, in their order.
+func (p *parser) states(f *Flow, n *yaml.Node) error {
+	return p.fields(n, "states", func(key string, k, v *yaml.Node) (bool, error) {
 		if !nameRE.MatchString(key) {
 			return true, p.errf(k, "state name %q must be snake_case", key)
 		}
 		s := &State{Name: key, line: k.Line}
+		f.States = append(f.States, s)
+		f.states[key] = s
 		if v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Value == "") {
-			f.States = append(f.States, s)
-			f.states[key] = s
 			return true, nil
 		}
-		err := p.fields(v, "state "+key, func(key string, k, v *yaml.Node) (bool, error) {
+		return true, p.fields(v, "state "+key, func(key string, k, v *yaml.Node) (bool, error) {
 			var err error
 			switch key {
 			case "terminal":
@@ -290,13 +307,12 @@ func (p *parser) flow(n *yaml.Node) (*Flow, error) {
 			}
 			return true, err
 		})
-		f.States = append(f.States, s)
-		f.states[s.Name] = s
-		return true, err
-	}); err != nil {
-		return nil, err
-	}
-	if err := p.fields(eventsNode, "events", func(key string, k, v *yaml.Node) (bool, error) {
+	})
+}
+
+// events parses the flow's events, in their order.
+func (p *parser) events(f *Flow, n *yaml.Node) error {
+	return p.fields(n, "events", func(key string, k, v *yaml.Node) (bool, error) {
 		if !nameRE.MatchString(key) {
 			return true, p.errf(k, "event name %q must be snake_case", key)
 		}
@@ -307,10 +323,7 @@ func (p *parser) flow(n *yaml.Node) (*Flow, error) {
 		f.Events = append(f.Events, e)
 		f.events[key] = e
 		return true, nil
-	}); err != nil {
-		return nil, err
-	}
-	return f, nil
+	})
 }
 
 func (p *parser) event(name string, k, n *yaml.Node) (*Event, error) {

@@ -9,168 +9,209 @@ import (
 )
 
 // validate checks what the parser cannot see one node at a time: names that
-// refer to each other, terminal states, reachability.
+// refer to each other, terminal states, reachability, and that the flow
+// takes what its effects report. The first problem found is returned, with
+// its file and line.
 func (p *parser) validate(f *Flow) error {
-	at := func(line int, format string, args ...any) error {
-		return &LoadError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+	c := checker{file: p.file, f: f}
+	for _, check := range []func() error{c.initial, c.onCreate, c.events, c.automatic, c.timers, c.reachable} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
+	return p.validateReports(f)
+}
+
+// checker holds the checks of validate, one method each.
+type checker struct {
+	file string
+	f    *Flow
+}
+
+func (c checker) at(line int, format string, args ...any) error {
+	return &LoadError{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// initial: the initial state exists and is not terminal.
+func (c checker) initial() error {
+	f := c.f
 	if f.states[f.Initial] == nil {
-		return at(f.initialLine, "initial state %q is not a state of the flow", f.Initial)
+		return c.at(f.initialLine, "initial state %q is not a state of the flow", f.Initial)
 	}
 	if f.states[f.Initial].Terminal {
-		return at(f.states[f.Initial].line, "initial state %q is terminal", f.Initial)
+		return c.at(f.states[f.Initial].line, "initial state %q is terminal", f.Initial)
 	}
-	guard := func(line int, g Guard, where string) error {
-		if _, ok := builtinGuards[g.Name]; ok || f.flags[g.Name] {
-			return nil
-		}
-		return at(line, "%s: unknown guard %q (declare it under flags, or use has_customizable_line, payments_reach_total)", where, g.Name)
-	}
-	effects := func(specs []EffectSpec, where string) error {
-		for _, e := range specs {
-			info, ok := EffectOf(EffectType(e.Type))
-			if !ok || info.Owed == OwedByTimer {
-				return at(e.line, "%s: unknown effect %q", where, e.Type)
-			}
-			if info.Owed == OwedByStateChange {
-				return at(e.line, "%s: %s is owed by every state change; name the type with webhook: on the transition instead", where, e.Type)
-			}
-			if info.Message && e.Template == "" {
-				return at(e.line, "%s: %s needs a template", where, e.Type)
-			}
-			if info.Message && e.To != "customer" && e.To != "merchant" {
-				return at(e.line, "%s: %s goes to customer or merchant, not %q", where, e.Type, e.To)
-			}
-			if !info.Message && (e.Template != "" || e.To != "") {
-				return at(e.line, "%s: only notify effects take template and to", where)
-			}
-			if e.AmountMajor < 0 || (e.AmountMajor > 0 && !info.FixedAmount) {
-				return at(e.line, "%s: amount is only for %s and must be positive", where, EffectPaymentAuthorize)
-			}
-			if e.If != nil {
-				if err := guard(e.line, *e.If, where); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	flags := func(line int, names []string, where string) error {
-		for _, n := range names {
-			if !f.flags[n] {
-				return at(line, "%s: unknown flag %q (declare it under flags)", where, n)
-			}
-		}
-		return nil
-	}
-	transition := func(t *Transition, where string) error {
-		for _, s := range t.From {
-			st := f.states[s]
-			if st == nil {
-				return at(t.lines.at("from", t.line), "%s: unknown state %q", where, s)
-			}
-			if st.Terminal {
-				return at(t.lines.at("from", t.line), "%s: leaves terminal state %q", where, s)
-			}
-		}
-		if t.To != "" && f.states[t.To] == nil {
-			return at(t.lines.at("to", t.line), "%s: unknown state %q", where, t.To)
-		}
-		for _, g := range t.Guards {
-			if err := guard(t.lines.at("guard", t.line), g, where); err != nil {
-				return err
-			}
-		}
-		if err := flags(t.lines.at("set", t.line), t.Set, where); err != nil {
-			return err
-		}
-		if err := flags(t.lines.at("unset", t.line), t.Unset, where); err != nil {
-			return err
-		}
-		if t.Webhook != "" && !strings.HasPrefix(t.Webhook, "order.") {
-			return at(t.lines.at("webhook", t.line), "%s: webhook type %q must start with order.", where, t.Webhook)
-		}
-		return effects(t.Effects, where)
-	}
-	if err := effects(f.OnCreate, "on_create"); err != nil {
-		return err
-	}
-	for _, e := range f.Events {
+	return nil
+}
+
+func (c checker) onCreate() error { return c.effects(c.f.OnCreate, "on_create") }
+
+// events: data fields, record_payment's amount, and every transition.
+func (c checker) events() error {
+	for _, e := range c.f.Events {
 		for _, d := range e.Data {
 			if !nameRE.MatchString(d.Name) {
-				return at(e.line, "event %s: data field %q must be snake_case", e.Name, d.Name)
+				return c.at(e.line, "event %s: data field %q must be snake_case", e.Name, d.Name)
 			}
 		}
 		if e.Apply == "record_payment" && !hasIntField(e, "amount") {
-			return at(e.line, "event %s: record_payment needs an integer data field amount", e.Name)
+			return c.at(e.line, "event %s: record_payment needs an integer data field amount", e.Name)
 		}
 		for _, t := range e.Transitions {
-			if err := transition(t, "event "+e.Name); err != nil {
+			if err := c.transition(t, "event "+e.Name); err != nil {
 				return err
 			}
 		}
 	}
-	for _, t := range f.Automatic {
-		if err := transition(t, "automatic transition"); err != nil {
+	return nil
+}
+
+// automatic: each automatic transition is a transition that moves.
+func (c checker) automatic() error {
+	for _, t := range c.f.Automatic {
+		if err := c.transition(t, "automatic transition"); err != nil {
 			return err
 		}
 		if t.To == "" || t.from(t.To) {
-			return at(t.lines.at("to", t.line), "automatic transition: must move to another state")
+			return c.at(t.lines.at("to", t.line), "automatic transition: must move to another state")
 		}
 	}
-	for _, t := range f.Timers {
-		e := f.events[t.Event]
+	return nil
+}
+
+// timers: a timer sends an event the system may send, in states that exist
+// and are not terminal.
+func (c checker) timers() error {
+	for _, t := range c.f.Timers {
+		e := c.f.events[t.Event]
 		if e == nil {
-			return at(t.lines.at("event", t.line), "timer: unknown event %q", t.Event)
+			return c.at(t.lines.at("event", t.line), "timer: unknown event %q", t.Event)
 		}
 		if !e.allows(packline.ActorSystem) {
-			return at(t.lines.at("event", t.line), "timer %s: the event must allow the system actor", t.Event)
+			return c.at(t.lines.at("event", t.line), "timer %s: the event must allow the system actor", t.Event)
 		}
 		states, line := t.While, t.lines.at("while", t.line)
 		if t.In != "" {
 			states, line = []string{t.In}, t.lines.at("in", t.line)
 		}
 		for _, s := range states {
-			st := f.states[s]
+			st := c.f.states[s]
 			if st == nil {
-				return at(line, "timer %s: unknown state %q", t.Event, s)
+				return c.at(line, "timer %s: unknown state %q", t.Event, s)
 			}
 			if st.Terminal {
-				return at(line, "timer %s: set on terminal state %q, where it could never act", t.Event, s)
+				return c.at(line, "timer %s: set on terminal state %q, where it could never act", t.Event, s)
 			}
 		}
 	}
-	// Every state must be reachable from the initial one.
+	return nil
+}
+
+// reachable: every state can be reached from the initial one.
+func (c checker) reachable() error {
+	f := c.f
 	reached := map[string]bool{f.Initial: true}
+	visit := func(t *Transition) bool {
+		if t.To == "" || reached[t.To] || !slices.ContainsFunc(t.From, func(s string) bool { return reached[s] }) {
+			return false
+		}
+		reached[t.To] = true
+		return true
+	}
 	for changed := true; changed; {
 		changed = false
-		visit := func(t *Transition) {
-			if t.To == "" || reached[t.To] {
-				return
-			}
-			for _, s := range t.From {
-				if reached[s] {
-					reached[t.To] = true
-					changed = true
-					return
-				}
-			}
-		}
 		for _, e := range f.Events {
 			for _, t := range e.Transitions {
-				visit(t)
+				changed = visit(t) || changed
 			}
 		}
 		for _, t := range f.Automatic {
-			visit(t)
+			changed = visit(t) || changed
 		}
 	}
 	for _, s := range f.States {
 		if !reached[s.Name] {
-			return at(s.line, "state %q is unreachable from %q", s.Name, f.Initial)
+			return c.at(s.line, "state %q is unreachable from %q", s.Name, f.Initial)
 		}
 	}
-	return p.validateReports(f)
+	return nil
+}
+
+// transition: its states, guards, flags, webhook type and effects.
+func (c checker) transition(t *Transition, where string) error {
+	for _, s := range t.From {
+		st := c.f.states[s]
+		if st == nil {
+			return c.at(t.lines.at("from", t.line), "%s: unknown state %q", where, s)
+		}
+		if st.Terminal {
+			return c.at(t.lines.at("from", t.line), "%s: leaves terminal state %q", where, s)
+		}
+	}
+	if t.To != "" && c.f.states[t.To] == nil {
+		return c.at(t.lines.at("to", t.line), "%s: unknown state %q", where, t.To)
+	}
+	for _, g := range t.Guards {
+		if err := c.guard(t.lines.at("guard", t.line), g, where); err != nil {
+			return err
+		}
+	}
+	if err := c.flags(t.lines.at("set", t.line), t.Set, where); err != nil {
+		return err
+	}
+	if err := c.flags(t.lines.at("unset", t.line), t.Unset, where); err != nil {
+		return err
+	}
+	if t.Webhook != "" && !strings.HasPrefix(t.Webhook, "order.") {
+		return c.at(t.lines.at("webhook", t.line), "%s: webhook type %q must start with order.", where, t.Webhook)
+	}
+	return c.effects(t.Effects, where)
+}
+
+// guard: a built-in guard or a declared flag.
+func (c checker) guard(line int, g Guard, where string) error {
+	if _, ok := builtinGuards[g.Name]; ok || c.f.flags[g.Name] {
+		return nil
+	}
+	return c.at(line, "%s: unknown guard %q (declare it under flags, or use has_customizable_line, payments_reach_total)", where, g.Name)
+}
+
+// flags: every name is a declared flag.
+func (c checker) flags(line int, names []string, where string) error {
+	for _, n := range names {
+		if !c.f.flags[n] {
+			return c.at(line, "%s: unknown flag %q (declare it under flags)", where, n)
+		}
+	}
+	return nil
+}
+
+// effects: each is a catalogue effect a transition may owe, with the
+// fields its kind takes.
+func (c checker) effects(specs []EffectSpec, where string) error {
+	for _, e := range specs {
+		info, ok := EffectOf(EffectType(e.Type))
+		switch {
+		case !ok || info.Owed == OwedByTimer:
+			return c.at(e.line, "%s: unknown effect %q", where, e.Type)
+		case info.Owed == OwedByStateChange:
+			return c.at(e.line, "%s: %s is owed by every state change; name the type with webhook: on the transition instead", where, e.Type)
+		case info.Message && e.Template == "":
+			return c.at(e.line, "%s: %s needs a template", where, e.Type)
+		case info.Message && e.To != "customer" && e.To != "merchant":
+			return c.at(e.line, "%s: %s goes to customer or merchant, not %q", where, e.Type, e.To)
+		case !info.Message && (e.Template != "" || e.To != ""):
+			return c.at(e.line, "%s: only notify effects take template and to", where)
+		case e.AmountMajor < 0 || (e.AmountMajor > 0 && !info.FixedAmount):
+			return c.at(e.line, "%s: amount is only for %s and must be positive", where, EffectPaymentAuthorize)
+		}
+		if e.If != nil {
+			if err := c.guard(e.line, *e.If, where); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // validateReports checks that the flow takes what its effects report: for

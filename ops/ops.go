@@ -148,7 +148,22 @@ func New(cfg Config) *Server {
 }
 
 // ServeHTTP serves the ops endpoints.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for k, v := range securityHeaders {
+		w.Header().Set(k, v)
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// securityHeaders go on every ops answer: the dashboard has pause and
+// delete buttons, so no other site may frame it (clickjacking), sniff its
+// answers into another type, or learn its URLs from a Referer.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "frame-ancestors 'none'",
+	"X-Frame-Options":         "DENY",
+	"X-Content-Type-Options":  "nosniff",
+	"Referrer-Policy":         "no-referrer",
+}
 
 // Close releases the Redis connections of the metrics, checks and dashboard.
 func (s *Server) Close() error {

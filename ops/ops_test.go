@@ -269,6 +269,36 @@ func TestDashboardAuth(t *testing.T) {
 	}
 }
 
+// TestSecurityHeadersOnEveryOpsPage: the dashboard (which has pause and
+// delete buttons) and every other ops answer, errors included, may not be
+// framed, sniffed or leak their URL in a Referer.
+func TestSecurityHeadersOnEveryOpsPage(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, ops.Config{Redis: opstest.Redis(t), User: "ops", Password: "correct horse"})
+	ok := auth("ops", "correct horse")
+	for _, tc := range []struct {
+		path   string
+		mutate []func(*http.Request)
+	}{
+		{"/ops/asynq/", []func(*http.Request){ok}}, {"/ops/asynq/queues/critical", []func(*http.Request){ok}},
+		{"/ops/asynq/api/queues", []func(*http.Request){ok}}, {"/ops/asynq/", nil},
+		{"/debug/pprof/", []func(*http.Request){ok}}, {"/debug/pprof/", nil},
+		{"/metrics", nil}, {"/healthz", nil}, {"/readyz", nil}, {"/nowhere", nil},
+	} {
+		r := get(t, srv.URL+tc.path, tc.mutate...)
+		for k, want := range map[string]string{
+			"Content-Security-Policy": "frame-ancestors 'none'",
+			"X-Frame-Options":         "DENY",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+		} {
+			if got := r.header.Get(k); got != want {
+				t.Errorf("%s (%d, authenticated %v): %s = %q, want %q", tc.path, r.status, tc.mutate != nil, k, got, want)
+			}
+		}
+	}
+}
+
 func TestDashboardOffWithoutPassword(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, ops.Config{Redis: opstest.Redis(t), User: "ops"})

@@ -9,12 +9,15 @@
 #            read the module's version list through the proxy)
 #   prism    Stoplight's OpenAPI mock server (npm), serving
 #            notify/testdata/twilio.yaml as a stand-in for Twilio
+#   redocly  Redocly's OpenAPI linter (npm), which make lint runs over
+#            api/openapi.yaml (config: redocly.yaml)
 #
 # Cache: $PACKLINE_TOOLS_DIR, else $(go env GOCACHE)/packline-tools.
 set -euo pipefail
 
 MAILPIT_VERSION=v1.30.5
 PRISM_VERSION=5.14.2 # 5.15+ needs Node 24; this one runs on Node >= 18.20
+REDOCLY_VERSION=2.77.0 # Node 20.19+ (20.x) or 22.12+
 
 cache="${PACKLINE_TOOLS_DIR:-$(go env GOCACHE)/packline-tools}"
 mkdir -p "$cache"
@@ -37,14 +40,18 @@ mailpit() {
 	echo "$bin"
 }
 
-prism() {
-	local dir="$cache/prism-$PRISM_VERSION"
-	local bin="$dir/node_modules/.bin/prism"
+prism() { npm_tool prism @stoplight/prism-cli "$PRISM_VERSION" prism; }
+
+# npm_tool NAME PACKAGE VERSION BIN: installs an npm package once into the
+# cache and prints the path of its BIN.
+npm_tool() {
+	local dir="$cache/$1-$3"
+	local bin="$dir/node_modules/.bin/$4"
 	if [ ! -x "$bin" ]; then
 		command -v npm >/dev/null || { echo "test-tools: npm is not installed (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 		local tmp
-		tmp=$(mktemp -d "$cache/prism.XXXXXX")
-		npm install --silent --no-audit --no-fund --prefix "$tmp" "@stoplight/prism-cli@$PRISM_VERSION" >&2
+		tmp=$(mktemp -d "$cache/$1.XXXXXX")
+		npm install --silent --no-audit --no-fund --prefix "$tmp" "$2@$3" >&2
 		rm -rf "$dir"
 		mv "$tmp" "$dir" || [ -x "$bin" ] # lost a race to a parallel run: fine
 		rm -rf "$tmp"
@@ -52,11 +59,12 @@ prism() {
 	echo "$bin"
 }
 
-[ $# -gt 0 ] || set -- mailpit prism
+[ $# -gt 0 ] || set -- mailpit prism redocly
 for tool in "$@"; do
 	case "$tool" in
 	mailpit) mailpit ;;
 	prism) prism ;;
-	*) echo "test-tools: unknown tool $tool (mailpit, prism)" >&2; exit 2 ;;
+	redocly) npm_tool redocly @redocly/cli "$REDOCLY_VERSION" redocly ;;
+	*) echo "test-tools: unknown tool $tool (mailpit, prism, redocly)" >&2; exit 2 ;;
 	esac
 done

@@ -28,6 +28,16 @@ func (db *DB) forUpdate(of string) string {
 	return ` FOR UPDATE`
 }
 
+// skipLocked is the clause with which claimers share rows: " FOR UPDATE
+// SKIP LOCKED" on PostgreSQL (each of several relays claims rows no other
+// holds), nothing on SQLite (one writer at a time).
+func (db *DB) skipLocked() string {
+	if db.dialect != Postgres {
+		return ""
+	}
+	return ` FOR UPDATE SKIP LOCKED`
+}
+
 // batchIsOneStatement reports whether a batch of several statements is
 // sent as one (PostgreSQL: a chain of WITH clauses, see execOne), which is
 // a transaction by itself; SQLite runs them one by one in a transaction.

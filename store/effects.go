@@ -82,10 +82,7 @@ func typeFilter(types []string) (string, []any) {
 func (db *DB) ClaimDueEffects(ctx context.Context, limit int, types []string) ([]EffectRow, error) {
 	now := db.Now()
 	tf, targs := typeFilter(types)
-	lock := ""
-	if db.dialect == Postgres {
-		lock = ` FOR UPDATE SKIP LOCKED`
-	}
+	lock := db.skipLocked()
 	q := `UPDATE outbox SET status = ` + EffectEnqueued.sql() + `, enqueued_at = ?, deliveries = deliveries + 1
 		WHERE id IN (SELECT id FROM outbox WHERE status = ` + EffectPending.sql() + ` AND run_at <= ?` + tf + ` ORDER BY run_at LIMIT ?` + lock + `)
 		RETURNING ` + effectColumns
@@ -110,10 +107,7 @@ func (db *DB) ClaimStaleEffects(ctx context.Context, olderThan time.Duration, li
 	now := db.Now()
 	cutoff := now.Add(-olderThan)
 	tf, targs := typeFilter(types)
-	lock := ""
-	if db.dialect == Postgres {
-		lock = ` FOR UPDATE SKIP LOCKED`
-	}
+	lock := db.skipLocked()
 	q := `UPDATE outbox SET enqueued_at = ?
 		WHERE id IN (SELECT id FROM outbox WHERE status = ` + EffectEnqueued.sql() + ` AND enqueued_at < ?
 			AND (started_at IS NULL OR started_at < ?)` + tf + ` ORDER BY enqueued_at LIMIT ?` + lock + `)

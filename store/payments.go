@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -14,34 +15,48 @@ import (
 	"github.com/packline/packline/flows"
 )
 
-// Payment kinds, one per payment task type.
+// PaymentKind is what a payment did: one kind per payment task type
+// (payment:<kind>).
+type PaymentKind string
+
+// Payment kinds.
 const (
-	PaymentAuthorize = "authorize"
-	PaymentCapture   = "capture"
-	PaymentConfirm   = "confirm"
-	PaymentVoid      = "void"
-	PaymentRefund    = "refund"
+	PaymentAuthorize PaymentKind = "authorize"
+	PaymentCapture   PaymentKind = "capture"
+	PaymentConfirm   PaymentKind = "confirm"
+	PaymentVoid      PaymentKind = "void"
+	PaymentRefund    PaymentKind = "refund"
 )
+
+// PaymentKindOf is the kind of a payment task type (payment:confirm is
+// PaymentConfirm); ok is false for another type.
+func PaymentKindOf(taskType string) (k PaymentKind, ok bool) {
+	rest, ok := strings.CutPrefix(taskType, "payment:")
+	return PaymentKind(rest), ok
+}
+
+// PaymentStatus is how a payment attempt ended.
+type PaymentStatus string
 
 // Payment statuses.
 const (
-	PaymentSucceeded = "succeeded"
-	PaymentFailed    = "failed"
+	PaymentSucceeded PaymentStatus = "succeeded"
+	PaymentFailed    PaymentStatus = "failed"
 )
 
 // Payment is one payment attempt of an order: an entry of its payments[].
 type Payment struct {
-	ID             string `db:"id" json:"id"`
-	OrderID        string `db:"order_id" json:"-"`
-	StoreID        string `db:"store_id" json:"-"`
-	IdempotencyKey string `db:"idempotency_key" json:"-"`
-	Kind           string `db:"kind" json:"kind"`
-	Purpose        string `db:"purpose" json:"purpose,omitempty"`
-	Amount         int64  `db:"amount" json:"amount"`
-	Currency       string `db:"currency" json:"currency"`
-	Status         string `db:"status" json:"status"`
-	ErrorCode      string `db:"error_code" json:"error_code,omitempty"`
-	Provider       string `db:"provider" json:"provider"`
+	ID             string        `db:"id" json:"id"`
+	OrderID        string        `db:"order_id" json:"-"`
+	StoreID        string        `db:"store_id" json:"-"`
+	IdempotencyKey string        `db:"idempotency_key" json:"-"`
+	Kind           PaymentKind   `db:"kind" json:"kind"`
+	Purpose        string        `db:"purpose" json:"purpose,omitempty"`
+	Amount         int64         `db:"amount" json:"amount"`
+	Currency       string        `db:"currency" json:"currency"`
+	Status         PaymentStatus `db:"status" json:"status"`
+	ErrorCode      string        `db:"error_code" json:"error_code,omitempty"`
+	Provider       string        `db:"provider" json:"provider"`
 	// ProviderRef is the provider's id of the operation (a charge, an
 	// authorization): what a later void, capture or refund names.
 	ProviderRef   string    `db:"provider_ref" json:"-"`
@@ -127,14 +142,9 @@ func (db *DB) CompletePayment(ctx context.Context, id string, p Payment, report 
 // Reversal is the effect type that gives back what a payment of kind took
 // or holds (a charge is refunded, a hold voided); ok is false for a kind that
 // moves no money to the merchant.
-func Reversal(kind string) (typ string, ok bool) {
-	switch kind {
-	case PaymentCapture, PaymentConfirm:
-		return string(flows.EffectPaymentRefund), true
-	case PaymentAuthorize:
-		return string(flows.EffectPaymentVoid), true
-	}
-	return "", false
+func Reversal(kind PaymentKind) (typ string, ok bool) {
+	info, _ := flows.EffectOf(flows.EffectType("payment:" + string(kind)))
+	return string(info.ReversedBy), info.ReversedBy != ""
 }
 
 // ReversalID is the id of the effect that reverses the payment made by

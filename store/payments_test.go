@@ -88,7 +88,7 @@ func TestCompletePaymentTheOrderRefusedOwesItsReversal(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		ctx := t.Context()
 		merchant := packline.Actor{Type: packline.ActorMerchant, ID: "key_m"}
-		charge := func(t *testing.T, db *store.DB, o *packline.Order, status string) (store.EffectOutcome, store.Payment, string) {
+		charge := func(t *testing.T, db *store.DB, o *packline.Order, status store.PaymentStatus) (store.EffectOutcome, store.Payment, string) {
 			t.Helper()
 			id := effectOf(t, db, o.ID, "payment:confirm")
 			if _, err := db.StartEffect(ctx, id, true); err != nil {

@@ -235,6 +235,33 @@ func TestDeliverRefusesRedirectToPrivateAddress(t *testing.T) {
 	}
 }
 
+// TestDeliverRefusesRedirectsAroundTheAllowList: a redirect to a special
+// address written another way (IPv4-mapped, IPv4-compatible, a decimal
+// host) is refused too, at the dial or before it, and never reached.
+func TestDeliverRefusesRedirectsAroundTheAllowList(t *testing.T) {
+	t.Parallel()
+	private := newReceiver(t, status(http.StatusNoContent))
+	port := private.URL[strings.LastIndex(private.URL, ":")+1:]
+	for _, target := range []string{
+		"http://[::ffff:127.0.0.1]:" + port + "/x",
+		"http://[::127.0.0.1]:" + port + "/x",
+		"http://2130706433:" + port + "/x",
+		"http://0x7f.0.0.1:" + port + "/x",
+	} {
+		public := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target, http.StatusTemporaryRedirect)
+		})
+		publicAddr := netip.MustParseAddrPort(strings.TrimPrefix(public.URL, "http://"))
+		c := webhooks.NewClientAllowing(webhooks.Options{}, func(ap netip.AddrPort) bool { return ap == publicAddr })
+		if res := c.Deliver(ctx(t), public.endpoint(), message()); !errors.Is(res.Err, webhooks.ErrForbiddenAddress) || res.Outcome != webhooks.Retry {
+			t.Errorf("redirect to %s = %+v, want refused", target, res)
+		}
+	}
+	if n := len(private.requests()); n != 0 {
+		t.Fatalf("the private receiver got %d requests", n)
+	}
+}
+
 func TestDeliverFollowsRedirectsKeepingThePOST(t *testing.T) {
 	t.Parallel()
 	secret := webhooks.NewSecret() // the endpoint's, checked where the request lands

@@ -7,71 +7,45 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strings"
 	"syscall"
+
+	"code.dny.dev/ssrf"
 )
 
-// ErrForbiddenAddress: the endpoint's host is, or resolves to, an address
-// that is not on the public internet (loopback, private, link-local,
-// unspecified, multicast, reserved). Refused unless AllowPrivate, so a
-// merchant cannot aim packline at its own network (SSRF).
+// ErrForbiddenAddress: the endpoint's host is, resolves to, or is written
+// as an address that is not globally routable unicast, or it does not
+// resolve at all. Refused unless AllowPrivate, so a merchant cannot aim
+// packline at its own network (SSRF). The error's text says which address
+// and why; it is for the log, not for the merchant.
 var ErrForbiddenAddress = errors.New("webhook endpoint address is not public")
 
 // ErrInvalidURL: not an absolute http or https URL with a host.
 var ErrInvalidURL = errors.New("invalid webhook URL")
 
-// Ranges that netip's predicates do not cover but are no place for a
-// webhook either.
-var reserved = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
-		"0.0.0.0/8",       // "this network"
-		"100.64.0.0/10",   // carrier-grade NAT, shared address space
-		"192.0.0.0/24",    // IETF protocol assignments
-		"192.0.2.0/24",    // documentation
-		"198.18.0.0/15",   // benchmarking
-		"198.51.100.0/24", // documentation
-		"203.0.113.0/24",  // documentation
-		"240.0.0.0/4",     // reserved, and the broadcast address
-		"100::/64",        // discard
-		"2001:db8::/32",   // documentation
-		"64:ff9b:1::/48",  // local-use NAT64
-		"fec0::/10",       // deprecated site-local
-	} {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}()
-
-var (
-	nat64   = netip.MustParsePrefix("64:ff9b::/96")
-	sixToV4 = netip.MustParsePrefix("2002::/16")
-)
+// guardian is the allow-list: an IPv4 address outside every prefix of the
+// IANA IPv4 special-purpose registry, or an IPv6 address inside 2000::/3
+// and outside the IPv6 special-purpose registry. Everything else is
+// refused: IPv4-mapped, -compatible and -translated addresses, NAT64
+// (64:ff9b::/96, 64:ff9b:1::/48), 6to4, Teredo, ORCHID, documentation,
+// benchmarking, multicast, loopback, link-local, unique-local. Any port:
+// merchants run receivers on ports of their own.
+var guardian = ssrf.New(ssrf.WithAnyPort())
 
 // Forbidden reports whether ip may not receive webhooks (unless
-// AllowPrivate): loopback, private (RFC 1918, fc00::/7), link-local,
-// unspecified, multicast, the reserved ranges, and IPv6 addresses that
-// embed such an IPv4 address (IPv4-mapped, NAT64, 6to4).
+// AllowPrivate): every address that is not globally routable unicast.
 func Forbidden(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
-		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return true
+	return forbidden(ip) != nil
+}
+
+func forbidden(ip netip.Addr) error {
+	if !ip.IsValid() {
+		return fmt.Errorf("%w: no address", ErrForbiddenAddress)
 	}
-	for _, p := range reserved {
-		if p.Contains(ip) {
-			return true
-		}
+	if err := guardian.SafeAddr(ip); err != nil {
+		return fmt.Errorf("%w: %v", ErrForbiddenAddress, err)
 	}
-	if ip.Is6() {
-		b := ip.As16()
-		switch {
-		case nat64.Contains(ip):
-			return Forbidden(netip.AddrFrom4([4]byte(b[12:16])))
-		case sixToV4.Contains(ip):
-			return Forbidden(netip.AddrFrom4([4]byte(b[2:6])))
-		}
-	}
-	return false
+	return nil
 }
 
 // guard checks every address the client dials, after DNS resolution: the
@@ -84,28 +58,29 @@ type guard struct {
 	allow func(netip.AddrPort) bool
 }
 
-func (g *guard) control(network, address string, _ syscall.RawConn) error {
+// control is the dialer's Control hook: the library's check of the network
+// (tcp4, tcp6) and the address.
+func (g *guard) control(network, address string, c syscall.RawConn) error {
 	if g.allowPrivate {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: cannot read dialed address %q", ErrForbiddenAddress, address)
+	if g.allow != nil {
+		if ap, err := netip.ParseAddrPort(address); err == nil && g.allow(ap) {
+			return nil
+		}
 	}
-	if g.allow != nil && g.allow(ap) {
-		return nil
-	}
-	if Forbidden(ap.Addr()) {
-		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
+	if err := guardian.Safe(network, address, c); err != nil {
+		return fmt.Errorf("%w: %v", ErrForbiddenAddress, err)
 	}
 	return nil
 }
 
 // CheckURL validates an endpoint URL as it is registered: an absolute http
-// or https URL whose host resolves only to public addresses (any address
-// when allowPrivate). Deliveries check again at every dial; this check
-// gives the merchant a clear 422 up front. Errors wrap ErrInvalidURL or
-// ErrForbiddenAddress.
+// or https URL whose host is a canonical IP address or a name, and which
+// resolves only to globally routable addresses (any address when
+// allowPrivate). Deliveries check again at every dial; this check refuses
+// up front. Errors wrap ErrInvalidURL or ErrForbiddenAddress and carry the
+// details (the address, the resolver's error) for the log.
 func CheckURL(ctx context.Context, raw string, allowPrivate bool) error {
 	u, err := parseEndpointURL(raw)
 	if err != nil {
@@ -116,18 +91,18 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool) error {
 	}
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if Forbidden(ip) {
-			return fmt.Errorf("%w: %s", ErrForbiddenAddress, ip)
-		}
-		return nil
+		return forbidden(ip)
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("%w: cannot resolve %s: %v", ErrInvalidURL, host, err)
+		return fmt.Errorf("%w: cannot resolve %s: %v", ErrForbiddenAddress, host, err)
+	}
+	if len(ips) == 0 {
+		return fmt.Errorf("%w: %s resolves to no address", ErrForbiddenAddress, host)
 	}
 	for _, ip := range ips {
-		if Forbidden(ip) {
-			return fmt.Errorf("%w: %s resolves to %s", ErrForbiddenAddress, host, ip)
+		if err := forbidden(ip); err != nil {
+			return fmt.Errorf("%s: %w", host, err)
 		}
 	}
 	return nil
@@ -144,5 +119,28 @@ func parseEndpointURL(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("%w: no host", ErrInvalidURL)
 	}
+	if numericHost(u.Hostname()) {
+		return nil, fmt.Errorf("%w: %q is not a canonical IP address", ErrForbiddenAddress, u.Hostname())
+	}
 	return u, nil
+}
+
+// numericHost reports whether host would be read as an IPv4 address by
+// some resolver or browser (WHATWG URL: a host whose last label is a
+// decimal, octal or 0x number) without being one in canonical dotted-quad
+// form: 2130706433, 0x7f.0.0.1, 0177.0.0.1, 127.1, 127.0.0.1. (trailing
+// dot). No top-level domain is numeric, so no DNS name is refused.
+func numericHost(host string) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Is4() && ip.String() != host
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	last := labels[len(labels)-1]
+	if strings.HasSuffix(host, ".") && last == "" {
+		return false
+	}
+	if h, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		return strings.Trim(h, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }

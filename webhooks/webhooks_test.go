@@ -203,21 +203,24 @@ func TestShouldDisable(t *testing.T) {
 	}
 }
 
+// TestForbidden: every special-purpose range is refused, the public
+// internet allowed (the table is in ranges_test.go). IPv4-mapped, NAT64
+// and 6to4 forms of public IPv4 addresses are refused too: a webhook goes
+// to the address a name resolves to, never to a translation of it.
 func TestForbidden(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-		"169.254.169.254", "0.0.0.0", "0.1.2.3", "100.64.0.1", "224.0.0.1", "255.255.255.255", "198.18.0.1",
-		"::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-		"64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2001:db8::1"} {
-		if !webhooks.Forbidden(netip.MustParseAddr(s)) {
-			t.Errorf("%s is allowed, want forbidden", s)
+	for _, c := range webhooks.Refused {
+		if !webhooks.Forbidden(netip.MustParseAddr(c.Addr)) {
+			t.Errorf("%s (%s) is allowed, want forbidden", c.Addr, c.Range)
 		}
 	}
-	for _, s := range []string{"8.8.8.8", "1.1.1.1", "93.184.215.14", "172.32.0.1", "2606:4700:4700::1111",
-		"64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"} {
+	for _, s := range webhooks.Allowed {
 		if webhooks.Forbidden(netip.MustParseAddr(s)) {
 			t.Errorf("%s is forbidden, want allowed", s)
 		}
+	}
+	if !webhooks.Forbidden(netip.Addr{}) {
+		t.Error("the zero address is allowed")
 	}
 }
 
@@ -237,10 +240,57 @@ func TestCheckURL(t *testing.T) {
 		"http://%zz":                       webhooks.ErrInvalidURL,
 		"javascript:alert(1)":              webhooks.ErrInvalidURL,
 		"https://10.0.0.5:8443/merchant/1": webhooks.ErrForbiddenAddress,
+		// The IPv6 literals the deny-list let through.
+		"http://[::127.0.0.1]/":           webhooks.ErrForbiddenAddress,
+		"http://[::7f00:1]/":              webhooks.ErrForbiddenAddress,
+		"http://[::a00:1]/":               webhooks.ErrForbiddenAddress,
+		"http://[::a9fe:a9fe]/":           webhooks.ErrForbiddenAddress,
+		"http://[::ffff:0:7f00:1]/":       webhooks.ErrForbiddenAddress,
+		"http://[::2]/":                   webhooks.ErrForbiddenAddress,
+		"http://[4000::1]/":               webhooks.ErrForbiddenAddress,
+		"http://[5f00::1]/":               webhooks.ErrForbiddenAddress,
+		"http://[2001::1]/":               webhooks.ErrForbiddenAddress,
+		"http://[2001:10::1]/":            webhooks.ErrForbiddenAddress,
+		"http://[fe80::1%25eth0]/":        webhooks.ErrForbiddenAddress,
+		"http://[::ffff:8.8.8.8]/":        webhooks.ErrForbiddenAddress,
+		"http://[2001:4860::8888]/":       nil,
+		"https://[2001:4860::8888]:8443/": nil,
+		// Numeric hosts that are not canonical dotted quads, refused
+		// before any resolver reads them.
+		"http://2130706433/":       webhooks.ErrForbiddenAddress,
+		"http://0x7f.0.0.1/":       webhooks.ErrForbiddenAddress,
+		"http://0x7f000001/":       webhooks.ErrForbiddenAddress,
+		"http://0177.0.0.1/":       webhooks.ErrForbiddenAddress,
+		"http://017700000001/":     webhooks.ErrForbiddenAddress,
+		"http://127.1/":            webhooks.ErrForbiddenAddress,
+		"http://127.0.0.1./":       webhooks.ErrForbiddenAddress,
+		"http://134744072/":        webhooks.ErrForbiddenAddress, // 8.8.8.8, written as a number
+		"http://8.8.8.010/":        webhooks.ErrForbiddenAddress,
+		"http://0X08.8.8.8:8080/x": webhooks.ErrForbiddenAddress,
 	} {
 		err := webhooks.CheckURL(ctx, raw, false)
 		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
 			t.Errorf("CheckURL(%q) = %v, want %v", raw, err, want)
+		}
+	}
+	for _, c := range webhooks.Refused {
+		ip := netip.MustParseAddr(c.Addr)
+		host := ip.String()
+		if ip.Is6() {
+			host = "[" + host + "]"
+		}
+		if err := webhooks.CheckURL(ctx, "https://"+host+"/hooks", false); !errors.Is(err, webhooks.ErrForbiddenAddress) {
+			t.Errorf("CheckURL(%s, %s) = %v, want refused", host, c.Range, err)
+		}
+	}
+	for _, s := range webhooks.Allowed {
+		ip := netip.MustParseAddr(s)
+		host := ip.String()
+		if ip.Is6() {
+			host = "[" + host + "]"
+		}
+		if err := webhooks.CheckURL(ctx, "https://"+host+"/hooks", false); err != nil {
+			t.Errorf("CheckURL(%s) = %v, want allowed", host, err)
 		}
 	}
 	if err := webhooks.CheckURL(ctx, "http://127.0.0.1:8080/", true); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/redistest"
@@ -162,13 +163,18 @@ func TestWorkerKilledMidTask(t *testing.T) {
 }
 
 // A worker SIGKILLed after the provider took the money and before the
-// answer was recorded, then the order cancelled (as its expiry would): the
-// next run asks the provider again, records the charge the order no longer
-// takes, and the customer gets the money back. At each point between the
-// answer and the commit.
+// answer was recorded, then the order cancelled by the merchant or expired
+// by its timer: the next run asks the provider again, records the charge
+// the order no longer takes, and the customer gets the money back. At each
+// point between the answer and the commit.
 func TestWorkerKilledAfterChargeThenCancelledRefunds(t *testing.T) {
-	for _, point := range []string{"payment:answered", "payment:before_commit"} {
-		t.Run(point, func(t *testing.T) {
+	ends := map[string]packline.Actor{"cancel": merchant, "expire": {Type: packline.ActorSystem, ID: "timer"}}
+	for _, c := range []struct{ point, end string }{
+		{"payment:answered", "cancel"}, {"payment:before_commit", "cancel"},
+		{"payment:answered", "expire"}, {"payment:before_commit", "expire"},
+	} {
+		point := c.point
+		t.Run(c.point+"/"+c.end, func(t *testing.T) {
 			t.Parallel()
 			storetest.Each(t, func(t *testing.T, dialect string) {
 				e := setup(t, dialect, "prepaid-simple", setupOpts{noStart: true})
@@ -183,7 +189,7 @@ func TestWorkerKilledAfterChargeThenCancelledRefunds(t *testing.T) {
 				if ps := e.payments(orderID); len(ps) != 0 {
 					t.Fatalf("payments recorded before the commit: %+v", ps)
 				}
-				e.send(orderID, "cancel", merchant, nil)
+				e.send(orderID, c.end, ends[c.end], nil)
 				f.StartWorker(t)
 				e.waitSettled(orderID)
 				charged, refunded, _ := netCharged(t, e.db.DB, orderID)

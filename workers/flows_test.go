@@ -64,7 +64,7 @@ func TestRequestApprovalCustomerFailExpires(t *testing.T) {
 		e.waitStatus(o.ID, "pending_payment")
 		e.waitStatus(o.ID, "expired")
 		rows := e.waitSettled(o.ID)
-		kinds := map[string]string{}
+		kinds := map[store.PaymentKind]store.PaymentStatus{}
 		for _, p := range e.payments(o.ID) {
 			kinds[p.Kind] = p.Status
 		}

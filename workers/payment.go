@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/packline/packline"
@@ -28,13 +27,22 @@ import (
 // the order; only a provider that cannot answer makes the task retry.
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
-	kind := strings.TrimPrefix(e.Type, "payment:")
+	kind, _ := store.PaymentKindOf(e.Type)
 	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
 	var (
 		res    payments.Result
 		err    error
 		report func(store.Payment) *store.EffectReport
 	)
+	if e.Runs > 1 && (e.Type == tasks.TypePaymentVoid || e.Type == tasks.TypePaymentRefund) {
+		// An earlier run may have voided or refunded before it died: its
+		// answer is recorded as it is, whatever the order's money looks
+		// like now (another reversal recorded since would make this one
+		// look needless, and leave the provider's record unmatched).
+		if done, err := w.recordEarlierAnswer(ctx, e, kind); done || err != nil {
+			return err
+		}
+	}
 	switch e.Type {
 	case tasks.TypePaymentAuthorize, tasks.TypePaymentCapture, tasks.TypePaymentConfirm:
 		if e.Runs <= 1 && !w.takesPaymentResult(o) {
@@ -101,7 +109,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	if err == nil && !res.OK() {
 		outcome = "declined"
 	}
-	metrics.PaymentCall(w.pay.Name(), kind, outcome)
+	metrics.PaymentCall(w.pay.Name(), string(kind), outcome)
 	if errors.Is(err, payments.ErrNoReference) {
 		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
 	}
@@ -127,6 +135,36 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	}
 	w.logOutcome(ctx, e, out)
 	return nil
+}
+
+// recordEarlierAnswer records what the provider did under the effect's key
+// in an earlier run, if it did anything, and finishes the effect with it;
+// done reports that it did.
+func (w *worker) recordEarlierAnswer(ctx context.Context, e Effect, kind store.PaymentKind) (done bool, err error) {
+	op, found, err := w.pay.Lookup(ctx, e.ID)
+	if err != nil {
+		return false, fmt.Errorf("look up %s %s: %w", kind, e.ID, err)
+	}
+	if !found {
+		return false, nil
+	}
+	if store.PaymentKind(op.Kind) != kind {
+		return false, fmt.Errorf("idempotency key %s was used for a %s, not a %s: %w", e.ID, op.Kind, kind, asynq.SkipRetry)
+	}
+	status := store.PaymentSucceeded
+	if !op.OK() {
+		status = store.PaymentFailed
+	}
+	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
+		OrderID: e.OrderID, StoreID: e.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: e.Effect.Purpose,
+		Amount: op.Amount, Currency: op.Currency, Status: status, ErrorCode: op.ErrorCode,
+		Provider: w.pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod,
+	}, nil)
+	if err != nil {
+		return false, err
+	}
+	w.logOutcome(ctx, e, out)
+	return true, nil
 }
 
 // takesPaymentResult reports whether the order, as it is now, would take
@@ -321,7 +359,7 @@ func MissingPayments(ctx context.Context, db *store.DB, pay payments.Provider, o
 		if eff, err := r.Effect(); err == nil {
 			purpose = eff.Purpose
 		}
-		p, err := db.RecordPayment(ctx, store.Payment{OrderID: orderID, StoreID: storeID, IdempotencyKey: r.ID, Kind: op.Kind,
+		p, err := db.RecordPayment(ctx, store.Payment{OrderID: orderID, StoreID: storeID, IdempotencyKey: r.ID, Kind: store.PaymentKind(op.Kind),
 			Purpose: purpose, Amount: op.Amount, Currency: op.Currency, Status: status, ErrorCode: op.ErrorCode,
 			Provider: pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/packline/packline"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
@@ -105,4 +106,61 @@ func effectID(t *testing.T, e *env, orderID, typ string) string {
 	}
 	t.Fatalf("order %s owes no %s", orderID, typ)
 	return ""
+}
+
+// A void the provider made in a run that died before recording it is
+// recorded by the next run, even when another void of the same hold was
+// recorded in between (the chaos suite's case: the card check's void,
+// killed after the provider's answer, and the merchant's decline's void).
+func TestVoidRunAgainRecordsItsEarlierAnswer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		ctx := t.Context()
+		e := setup(t, dialect, "request-approval", setupOpts{noStart: true})
+		o := e.create(payments.MethodVisa)
+		sandbox := payments.NewSandbox(e.db.DB)
+		pay := func(id string, kind store.PaymentKind, res payments.Result, report func(store.Payment) *store.EffectReport) {
+			t.Helper()
+			if _, err := e.db.StartEffect(ctx, id, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := e.db.CompletePayment(ctx, id, store.Payment{OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: id, Kind: kind,
+				Amount: 100, Currency: o.Currency, Status: store.PaymentSucceeded, Provider: sandbox.Name(), ProviderRef: res.Reference}, report); err != nil {
+				t.Fatal(err)
+			}
+		}
+		auth := effectID(t, e, o.ID, tasks.TypePaymentAuthorize)
+		authRes, err := sandbox.Authorize(ctx, payments.Request{IdempotencyKey: auth, OrderID: o.ID, PaymentMethod: payments.MethodVisa, Amount: 100, Currency: o.Currency})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pay(auth, store.PaymentAuthorize, authRes, func(p store.Payment) *store.EffectReport {
+			return &store.EffectReport{Event: "payment_succeeded", Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider}}
+		})
+		// The card check's void: the provider answered, the run died.
+		voidA := effectID(t, e, o.ID, tasks.TypePaymentVoid)
+		if _, err := sandbox.Void(ctx, payments.Request{IdempotencyKey: voidA, Reference: authRes.Reference, Amount: 100, Currency: o.Currency}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.StartEffect(ctx, voidA, true); err != nil {
+			t.Fatal(err)
+		}
+		// The merchant declines: another void, which runs and is recorded.
+		e.send(o.ID, "decline", merchant, nil)
+		voidB := effectID(t, e, o.ID, tasks.TypePaymentVoid)
+		resB, err := sandbox.Void(ctx, payments.Request{IdempotencyKey: voidB, Reference: authRes.Reference, Amount: 100, Currency: o.Currency})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pay(voidB, store.PaymentVoid, resB, nil)
+
+		e.start(fleettest.Options{})
+		e.waitSettled(o.ID)
+		keys := map[string]store.PaymentStatus{}
+		for _, p := range e.payments(o.ID) {
+			keys[p.IdempotencyKey] = p.Status
+		}
+		if keys[voidA] != store.PaymentSucceeded || keys[voidB] != store.PaymentSucceeded {
+			t.Fatalf("payments %+v", e.payments(o.ID))
+		}
+	})
 }

@@ -45,6 +45,10 @@ type Config struct {
 	// stored, sent nowhere).
 	SMTP *notify.SMTPConfig   // PACKLINE_SMTP_URL
 	SMS  *notify.TwilioConfig // PACKLINE_SMS_ACCOUNT_SID, PACKLINE_SMS_AUTH_TOKEN, PACKLINE_SMS_FROM, PACKLINE_SMS_BASE_URL
+
+	// Which settings the environment gave, so packline dev uses its own
+	// defaults only for the others.
+	httpAddrSet, opsAddrSet, allowPrivateSet bool
 }
 
 // readConfig reads the environment through getenv. A bad value is an error
@@ -68,6 +72,7 @@ func readConfig(getenv func(string) string) (Config, error) {
 		RateLimit:        api.DefaultRateLimit,
 		RateBurst:        api.DefaultRateBurst,
 	}
+	c.httpAddrSet, c.opsAddrSet = getenv("PACKLINE_HTTP_ADDR") != "", getenv("PACKLINE_OPS_ADDR") != ""
 	if v := getenv("PACKLINE_TIMER_SCALE"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f <= 0 || f > 1000 {
@@ -80,7 +85,7 @@ func readConfig(getenv func(string) string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("PACKLINE_WEBHOOK_ALLOW_PRIVATE=%q: want true or false", v)
 		}
-		c.AllowPrivate = b
+		c.AllowPrivate, c.allowPrivateSet = b, true
 	}
 	if v := getenv("PACKLINE_WORKER_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -23,17 +23,12 @@ func dev(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", "", "folder for the SQLite database (default: a new temporary folder)")
-	httpAddr := fs.String("http", "", "API address (default PACKLINE_HTTP_ADDR or :8080)")
-	opsAddr := fs.String("ops", "", "ops address (default PACKLINE_OPS_ADDR or :9090)")
+	httpAddr := fs.String("http", "", "API address (default PACKLINE_HTTP_ADDR or "+devHTTPAddr+")")
+	opsAddr := fs.String("ops", "", "ops address (default PACKLINE_OPS_ADDR or "+devOpsAddr+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *httpAddr != "" {
-		cfg.HTTPAddr = *httpAddr
-	}
-	if *opsAddr != "" {
-		cfg.OpsAddr = *opsAddr
-	}
+	cfg = devDefaults(cfg, *httpAddr, *opsAddr)
 	if cfg.DatabaseURL == "" {
 		dir := *dataDir
 		if dir == "" {
@@ -71,7 +66,6 @@ func dev(ctx context.Context, cfg Config, args []string, stdout, stderr io.Write
 	if cfg.OpsPassword == "" {
 		cfg.OpsPassword = randomHex(12)
 	}
-	cfg.AllowPrivate = true
 	if cfg.LogFormat == "json" && os.Getenv("LOG_FORMAT") == "" {
 		cfg.LogFormat = "text"
 	}
@@ -120,6 +114,37 @@ Try:
 `, api, ops, ops, cfg.OpsUser, cfg.OpsPassword, cfg.DatabaseURL, cfg.RedisURL, s.ID, s.Flow, devMerchantEmail,
 			cfg.DevStorefrontKey, cfg.DevMerchantKey, cfg.DevCourierSecret, api, cfg.DevStorefrontKey)
 	})
+}
+
+// dev listens on the loopback interface unless told otherwise: its keys
+// and ops password are printed, and its webhooks may reach private
+// addresses.
+const (
+	devHTTPAddr = "127.0.0.1:8080"
+	devOpsAddr  = "127.0.0.1:9090"
+)
+
+// devDefaults applies dev's defaults to what the environment and the -http
+// and -ops flags left unset: the loopback addresses, and webhooks to
+// private addresses allowed (an explicit PACKLINE_WEBHOOK_ALLOW_PRIVATE,
+// false included, is kept).
+func devDefaults(cfg Config, httpFlag, opsFlag string) Config {
+	switch {
+	case httpFlag != "":
+		cfg.HTTPAddr = httpFlag
+	case !cfg.httpAddrSet:
+		cfg.HTTPAddr = devHTTPAddr
+	}
+	switch {
+	case opsFlag != "":
+		cfg.OpsAddr = opsFlag
+	case !cfg.opsAddrSet:
+		cfg.OpsAddr = devOpsAddr
+	}
+	if !cfg.allowPrivateSet {
+		cfg.AllowPrivate = true
+	}
+	return cfg
 }
 
 func randomHex(n int) string {

@@ -110,6 +110,17 @@ func (c *Courier) ParseCallback(header http.Header, body []byte, now time.Time) 
 	if err := couriers.VerifySignature(c.secret, header.Get(couriers.SignatureHeader), body, now); err != nil {
 		return couriers.Update{}, err
 	}
+	// Field names match exactly: encoding/json alone would take
+	// {"STATUS": ...} as status.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return couriers.Update{}, fmt.Errorf("%w: body is not the sandbox callback JSON", couriers.ErrMalformed)
+	}
+	for k := range fields {
+		if k != "tracking_number" && k != "status" && k != "occurred_at" {
+			return couriers.Update{}, fmt.Errorf("%w: unknown field %q (the fields are tracking_number, status and occurred_at)", couriers.ErrMalformed, k)
+		}
+	}
 	var cb callback
 	if err := json.Unmarshal(body, &cb); err != nil {
 		return couriers.Update{}, fmt.Errorf("%w: body is not the sandbox callback JSON", couriers.ErrMalformed)

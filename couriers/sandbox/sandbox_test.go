@@ -250,6 +250,10 @@ func TestParseCallback(t *testing.T) {
 			`{"status":"delivered","occurred_at":"2026-05-04T11:00:00Z"}`, couriers.ErrMalformed},
 		{"unknown status", signed(`{"tracking_number":"SB1","status":"lost_in_space","occurred_at":"2026-05-04T11:00:00Z"}`, now),
 			`{"tracking_number":"SB1","status":"lost_in_space","occurred_at":"2026-05-04T11:00:00Z"}`, couriers.ErrMalformed},
+		{"field name in another case", signed(`{"tracking_number":"SB1","STATUS":"delivered","occurred_at":"2026-05-04T11:00:00Z"}`, now),
+			`{"tracking_number":"SB1","STATUS":"delivered","occurred_at":"2026-05-04T11:00:00Z"}`, couriers.ErrMalformed},
+		{"unknown field", signed(`{"tracking_number":"SB1","status":"delivered","occurred_at":"2026-05-04T11:00:00Z","x":1}`, now),
+			`{"tracking_number":"SB1","status":"delivered","occurred_at":"2026-05-04T11:00:00Z","x":1}`, couriers.ErrMalformed},
 		{"bad time", signed(`{"tracking_number":"SB1","status":"delivered","occurred_at":"yesterday"}`, now),
 			`{"tracking_number":"SB1","status":"delivered","occurred_at":"yesterday"}`, couriers.ErrMalformed},
 	}
