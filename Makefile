@@ -8,8 +8,11 @@ FUZZTIME  ?= 15s
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/packline_bench?sslmode=disable
 BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/15
 BENCH_FLAGS        ?= -reset
+# chaos starts its own PostgreSQL (initdb, pg_ctl) and redis-server; e.g.
+# CHAOS_FLAGS="-json chaos.json -keep".
+CHAOS_FLAGS        ?=
 
-.PHONY: help build test test-short lint fuzz bench bench-fleet dev migrate tidy
+.PHONY: help build test test-short lint fuzz bench bench-fleet chaos dev migrate tidy
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +51,9 @@ bench: ## Go benchmarks
 bench-fleet: ## the fleet benchmark: every role as its own process on PostgreSQL + Redis (docs/performance.md); BENCH_FLAGS="-reset -quick" for a short run
 	DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(BENCH_REDIS_URL)}" \
 	  $(GO) run ./cmd/packline-bench $(BENCH_FLAGS)
+
+chaos: ## the chaos suite at full size (3,000 orders, faults for 120 s): a private PostgreSQL and Redis, every role as a process (docs/reliability.md)
+	$(GO) run ./cmd/packline-chaos $(CHAOS_FLAGS)
 
 dev: ## run every role in one process on embedded defaults (SQLite, in-process Redis)
 	$(GO) run ./cmd/packline dev

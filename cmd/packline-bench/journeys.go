@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/packline/packline/couriers"
 	"github.com/packline/packline/couriers/sandbox"
+	"github.com/packline/packline/internal/fleet"
 )
 
 // The five built-in flows, and the name of the phase that runs them all.
@@ -19,8 +19,8 @@ const mixName = "mix"
 // actors play the customer (storefront key), the merchant (merchant key)
 // and the courier (signed callbacks) of the benchmark's orders.
 type actors struct {
-	api           *apiClient
-	watch         *watcher
+	api           *fleet.Client
+	watch         *fleet.Watcher
 	courierSecret string
 	// patience bounds every wait of a journey for the fleet's work.
 	patience time.Duration
@@ -58,10 +58,10 @@ func cashOnDelivery(ctx context.Context, a *actors, s *benchStore) (string, erro
 	}
 	return o.ID, a.steps(ctx,
 		a.merchant(s, o.ID, "confirm", nil),
-		a.waitFor(o.ID, "take its stock", hasFlag("stock_taken")),
+		a.waitFor(o.ID, "take its stock", fleet.HasFlag("stock_taken")),
 		a.merchant(s, o.ID, "process", nil),
 		a.merchant(s, o.ID, "ship", map[string]any{"courier": sandbox.Name}),
-		a.waitFor(o.ID, "ship", inStatus("shipped")),
+		a.waitFor(o.ID, "ship", fleet.InStatus("shipped")),
 		a.courier(o.ID, "delivered", couriers.StatusInTransit, couriers.StatusOutForDelivery, couriers.StatusDelivered),
 	)
 }
@@ -74,9 +74,9 @@ func madeToOrder(ctx context.Context, a *actors, s *benchStore) (string, error) 
 		return "", err
 	}
 	return o.ID, a.steps(ctx,
-		a.waitFor(o.ID, "reach in_production", inStatus("in_production")),
+		a.waitFor(o.ID, "reach in_production", fleet.InStatus("in_production")),
 		a.merchant(s, o.ID, "ship", nil),
-		a.waitFor(o.ID, "ship", inStatus("shipped")),
+		a.waitFor(o.ID, "ship", fleet.InStatus("shipped")),
 		a.courier(o.ID, "delivered", couriers.StatusInTransit, couriers.StatusOutForDelivery, couriers.StatusDelivered),
 	)
 }
@@ -92,11 +92,11 @@ func wholesale(ctx context.Context, a *actors, s *benchStore) (string, error) {
 		a.merchant(s, o.ID, "confirm", nil),
 		a.merchant(s, o.ID, "start_production", nil),
 		a.merchant(s, o.ID, "ship", nil),
-		a.waitFor(o.ID, "ship", inStatus("shipped")),
+		a.waitFor(o.ID, "ship", fleet.InStatus("shipped")),
 		a.courier(o.ID, "shipped", couriers.StatusInTransit, couriers.StatusDelivered),
 		a.merchant(s, o.ID, "invoice", nil),
 		a.merchant(s, o.ID, "record_payment", map[string]any{"amount": o.Totals.Total, "reference": "bench"}),
-		a.waitFor(o.ID, "be paid", inStatus("paid")),
+		a.waitFor(o.ID, "be paid", fleet.InStatus("paid")),
 	)
 }
 
@@ -108,9 +108,9 @@ func requestApproval(ctx context.Context, a *actors, s *benchStore) (string, err
 		return "", err
 	}
 	return o.ID, a.steps(ctx,
-		a.waitFor(o.ID, "pass its card check", hasFlag("card_checked")),
+		a.waitFor(o.ID, "pass its card check", fleet.HasFlag("card_checked")),
 		a.merchant(s, o.ID, "accept", nil),
-		a.waitFor(o.ID, "be charged", hasFlag("paid")),
+		a.waitFor(o.ID, "be charged", fleet.HasFlag("paid")),
 		a.merchant(s, o.ID, "complete", nil),
 	)
 }
@@ -123,7 +123,7 @@ func prepaidSimple(ctx context.Context, a *actors, s *benchStore) (string, error
 		return "", err
 	}
 	return o.ID, a.steps(ctx,
-		a.waitFor(o.ID, "get its label", hasFlag("label_exists")),
+		a.waitFor(o.ID, "get its label", fleet.HasFlag("label_exists")),
 		a.courier(o.ID, "shipped", couriers.StatusInTransit),
 		a.customer(s, o.ID, "leave_feedback", map[string]any{"rating": 5, "comment": "bench"}),
 		a.courier(o.ID, "shipped", couriers.StatusDelivered),
@@ -145,7 +145,7 @@ func (a *actors) steps(ctx context.Context, steps ...step) error {
 // create is the storefront posting an order of flow.
 func (a *actors) create(ctx context.Context, s *benchStore, flow, paymentMethod string) (order, error) {
 	var o order
-	err := a.api.call(ctx, "POST /v1/orders", "POST", "/v1/orders", s.Storefront, orderBody(flow, paymentMethod), &o, http.StatusCreated)
+	err := a.api.Call(ctx, "POST /v1/orders", "POST", "/v1/orders", s.Storefront, orderBody(flow, paymentMethod), &o, http.StatusCreated)
 	return o, err
 }
 
@@ -177,58 +177,25 @@ func (a *actors) event(key, id, event string, data map[string]any) step {
 		if data != nil {
 			body["data"] = data
 		}
-		return a.api.call(ctx, "POST /v1/orders/{id}/events", "POST", "/v1/orders/"+id+"/events", key, body, nil, http.StatusOK)
+		return a.api.Call(ctx, "POST /v1/orders/{id}/events", "POST", "/v1/orders/"+id+"/events", key, body, nil, http.StatusOK)
 	}
 }
 
-func (a *actors) waitFor(id, what string, cond func(orderState) bool) step {
+func (a *actors) waitFor(id, what string, cond func(fleet.OrderState) bool) step {
 	return func(ctx context.Context) error {
-		_, err := a.watch.until(ctx, id, what, a.patience, cond)
+		_, err := a.watch.Until(ctx, id, what, a.patience, cond)
 		return err
 	}
 }
 
 // courier posts the sandbox courier's signed callbacks for the order's
-// shipment, a second apart in courier time, and wants the order in
-// orderStatus after the last.
+// shipment and wants the order in orderStatus after the last.
 func (a *actors) courier(id, orderStatus string, statuses ...couriers.Status) step {
 	return func(ctx context.Context) error {
-		url := a.api.base + "/v1/couriers/" + sandbox.Name + "/callbacks"
-		tracking := sandbox.TrackingNumber(id) // the label's key is the order id
-		now := time.Now()
-		var res struct {
-			OrderStatus string `json:"order_status"`
+		got, err := a.api.CourierCallbacks(ctx, a.courierSecret, id, statuses...)
+		if err == nil && got != orderStatus {
+			err = fmt.Errorf("order %s is %s after the courier's %s, want %s", id, got, statuses[len(statuses)-1], orderStatus)
 		}
-		for i, st := range statuses {
-			if err := a.postCallback(ctx, url, tracking, st, now.Add(time.Duration(i+1)*time.Second), &res); err != nil {
-				return fmt.Errorf("order %s: %w", id, err)
-			}
-		}
-		if res.OrderStatus != orderStatus {
-			return fmt.Errorf("order %s is %s after the courier's %s, want %s", id, res.OrderStatus, statuses[len(statuses)-1], orderStatus)
-		}
-		return nil
-	}
-}
-
-func (a *actors) postCallback(ctx context.Context, url, tracking string, st couriers.Status, at time.Time, out any) error {
-	const route = "POST /v1/couriers/{courier}/callbacks"
-	for attempt := 1; ; attempt++ {
-		req, err := sandbox.NewCallbackRequest(ctx, url, a.courierSecret, tracking, st, at, time.Now())
-		if err != nil {
-			return err
-		}
-		status, body, _, err := a.api.do(req)
-		a.api.count(route, status, err)
-		if err == nil && status == http.StatusOK {
-			return json.Unmarshal(body, out)
-		}
-		if err == nil {
-			err = &apiError{Route: route, Status: status, Body: string(body)}
-		}
-		if ctx.Err() != nil || attempt == maxAttempts || !(status == 0 || status == http.StatusTooManyRequests || status >= 500) {
-			return err
-		}
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		return err
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/packline/packline/internal/fleet"
 )
 
 // The repository's tests (redistest) lease Redis databases 1–15 of
@@ -33,7 +35,7 @@ type redisLease struct {
 // the one a test holds.
 func leaseRedis(ctx context.Context, opts ...asynq.RedisClientOpt) (*redisLease, error) {
 	l := &redisLease{admin: redis.NewClient(&redis.Options{Addr: opts[0].Addr, Password: opts[0].Password, DB: 0}),
-		token: "packline-bench-" + randomHex(8), stop: make(chan struct{})}
+		token: "packline-bench-" + fleet.RandomHex(8), stop: make(chan struct{})}
 	for _, o := range opts {
 		if o.DB == 0 {
 			continue

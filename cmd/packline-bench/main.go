@@ -12,22 +12,19 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/packline/packline/internal/fleet"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -100,14 +97,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// quietRedis drops go-redis's own log lines (dial retries): a Redis that
-// cannot be reached is reported once, as an error that says what is needed.
-type quietRedis struct{}
-
-func (quietRedis) Printf(context.Context, string, ...any) {}
-
 func main() {
-	redis.SetLogger(quietRedis{})
+	redis.SetLogger(fleet.QuietRedis{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -143,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	b := &bench{opts: opts, problems: map[string]int{}, report: &Report{StartedAt: time.Now().UTC(), HTTP: map[string]int{}}}
 	b.report.Settings = Settings{Quick: opts.quick, Cores: runtime.NumCPU(), Stores: opts.stores, WorkerConcurrency: opts.concurrency,
-		Journeys: opts.journeys, PhaseSeconds: opts.phase.Seconds(), TimerScale: opts.timerScale, Commit: gitCommit()}
+		Journeys: opts.journeys, PhaseSeconds: opts.phase.Seconds(), TimerScale: opts.timerScale, Commit: fleet.GitCommit()}
 	err = b.prepare(ctx, dsn, redisURL)
 	if b.db != nil {
 		defer b.db.Close()
@@ -155,7 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bin := opts.packline
 	if bin == "" {
 		fmt.Fprintln(stderr, "building packline…")
-		if bin, err = buildPackline(ctx, tmp); err != nil {
+		if bin, err = fleet.Build(ctx, tmp); err != nil {
 			return err
 		}
 	}
@@ -235,9 +226,9 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 	if err := b.references(ctx); err != nil {
 		return err
 	}
-	env := packlineEnv(os.Environ(), dsn, redisURL, b.opts, randomHex(24))
+	env := packlineEnv(os.Environ(), dsn, redisURL, b.opts, fleet.RandomHex(24))
 	b.progress.phase("migrate")
-	if _, err := runPackline(ctx, bin, env, "migrate"); err != nil {
+	if _, err := fleet.Run(ctx, bin, env, "migrate"); err != nil {
 		return err
 	}
 	b.db.stmts = newStatements(ctx, b.db.DB, b.db.name)
@@ -251,10 +242,10 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 		return err
 	}
 	defer b.stopFleet()
-	api := newAPIClient(b.fleet.api())
-	watch := newWatcher(b.db.DB, 10*time.Millisecond)
-	go watch.run(ctx)
-	b.actors = &actors{api: api, watch: watch, courierSecret: envValue(env, "PACKLINE_SANDBOX_COURIER_SECRET"), patience: b.opts.patience}
+	api := fleet.NewClient(b.fleet.api())
+	watch := fleet.NewWatcher(b.db.DB, 10*time.Millisecond, benchMarker)
+	go watch.Run(ctx)
+	b.actors = &actors{api: api, watch: watch, courierSecret: fleet.EnvValue(env, "PACKLINE_SANDBOX_COURIER_SECRET"), patience: b.opts.patience}
 	b.progress.phase(fmt.Sprintf("create %d stores", b.opts.stores))
 	if b.stores, err = createStores(ctx, bin, env, api, hooks, time.Now().UTC().Format("20060102T150405"), b.opts.stores); err != nil {
 		return err
@@ -266,7 +257,7 @@ func (b *bench) measure(ctx context.Context, bin, dsn, redisURL, tmp string) err
 	for role, n := range b.fleet.logErrors() {
 		b.problem(fmt.Errorf("packline %s logged %d errors (see its log)", role, n))
 	}
-	b.report.HTTP = api.counts()
+	b.report.HTTP = api.Counts()
 	b.report.Webhooks = hooks.deliveries.Load()
 	b.report.Problems = b.problemList()
 	return nil
@@ -326,54 +317,8 @@ func (b *bench) problemList() []string {
 	return out
 }
 
-// packlineEnv is the roles' environment: the benchmark's own without any
-// packline setting, plus the databases, short timers, the sandbox courier
-// (payments are the sandbox by default), loopback webhooks, and a per-key
-// rate limit no benchmark client reaches.
+// packlineEnv is the roles' environment (fleet.RoleEnv).
 func packlineEnv(base []string, dsn, redisURL string, o options, courierSecret string) []string {
-	var env []string
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PACKLINE_") || k == "DATABASE_URL" || k == "REDIS_URL" || strings.HasPrefix(k, "LOG_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		"DATABASE_URL="+dsn,
-		"REDIS_URL="+redisURL,
-		"PACKLINE_TIMER_SCALE="+o.timerScale,
-		"PACKLINE_WORKER_CONCURRENCY="+fmt.Sprint(o.concurrency),
-		"PACKLINE_SANDBOX_COURIER_SECRET="+courierSecret,
-		"PACKLINE_WEBHOOK_ALLOW_PRIVATE=true",
-		"PACKLINE_OPS_PASSWORD="+randomHex(12),
-		"PACKLINE_RATE_LIMIT=1000000",
-		"PACKLINE_RATE_BURST=1000000",
-		"LOG_LEVEL=info",
-		"LOG_FORMAT=json",
-	)
-}
-
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// gitCommit is the tree's commit, when run in a git checkout.
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
+	return fleet.RoleEnv(base, fleet.Settings{DatabaseURL: dsn, RedisURL: redisURL, TimerScale: o.timerScale,
+		Concurrency: o.concurrency, CourierSecret: courierSecret})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/packline/packline/internal/fleet"
 )
 
 // bench is one run: the fleet, its stores and the actors that drive them.
@@ -17,7 +18,7 @@ type bench struct {
 	db       *dbHandle
 	refRedis asynq.RedisClientOpt
 	lease    *redisLease
-	fleet    *fleet
+	fleet    *roles
 	actors   *actors
 	stores   []*benchStore
 	progress *progress
@@ -30,7 +31,7 @@ type bench struct {
 // problem notes one thing that went wrong while driving packline. Order
 // ids and tracking numbers are elided, so the same failure counts as one.
 func (b *bench) problem(err error) {
-	msg := idRE.ReplaceAllString(tail(err.Error(), 240), "${1}…")
+	msg := idRE.ReplaceAllString(fleet.Tail(err.Error(), 240), "${1}…")
 	b.problemsMu.Lock()
 	defer b.problemsMu.Unlock()
 	b.problems[msg]++

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"sync/atomic"
 
+	"github.com/packline/packline/internal/fleet"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -17,37 +17,30 @@ const benchSKU = "BENCH-TEE"
 
 // benchStore is a store the benchmark made, with its two keys.
 type benchStore struct {
-	ID, Name    string
-	Storefront  string
-	Merchant    string
+	*fleet.Store
 	WebhookPath string
 }
-
-var (
-	storeRE      = regexp.MustCompile(`store .* \((\S+)\) runs`)
-	storefrontRE = regexp.MustCompile(`storefront key: (\S+)`)
-	merchantRE   = regexp.MustCompile(`merchant key:\s+(\S+)`)
-)
 
 // createStores makes n stores with `packline stores create`, each with
 // stock of benchSKU and one webhook endpoint (every order event) at the
 // receiver.
-func createStores(ctx context.Context, bin string, env []string, api *apiClient, hooks *receiver, run string, n int) ([]*benchStore, error) {
+func createStores(ctx context.Context, bin string, env []string, api *fleet.Client, hooks *receiver, run string, n int) ([]*benchStore, error) {
 	stores := make([]*benchStore, n)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i := range stores {
 		g.Go(func() error {
-			s, err := createStore(ctx, bin, env, fmt.Sprintf("bench-%s-%03d", run, i))
+			fs, err := fleet.CreateStore(ctx, bin, env, fmt.Sprintf("bench-%s-%03d", run, i), "cash-on-delivery")
 			if err != nil {
 				return err
 			}
-			if err := api.call(ctx, "PUT /v1/stock/{sku}", "PUT", "/v1/stock/"+benchSKU, s.Merchant,
+			s := &benchStore{Store: fs}
+			if err := api.Call(ctx, "PUT /v1/stock/{sku}", "PUT", "/v1/stock/"+benchSKU, s.Merchant,
 				map[string]any{"on_hand": 1_000_000_000}, nil, http.StatusOK); err != nil {
 				return fmt.Errorf("stock for store %s: %w", s.Name, err)
 			}
 			s.WebhookPath = "/hooks/" + s.ID
-			if err := api.call(ctx, "POST /v1/webhook-endpoints", "POST", "/v1/webhook-endpoints", s.Merchant,
+			if err := api.Call(ctx, "POST /v1/webhook-endpoints", "POST", "/v1/webhook-endpoints", s.Merchant,
 				map[string]any{"url": hooks.url + s.WebhookPath, "events": []string{"order.*"}}, nil, http.StatusCreated); err != nil {
 				return fmt.Errorf("webhook endpoint for store %s (is PACKLINE_WEBHOOK_ALLOW_PRIVATE honoured?): %w", s.Name, err)
 			}
@@ -56,18 +49,6 @@ func createStores(ctx context.Context, bin string, env []string, api *apiClient,
 		})
 	}
 	return stores, g.Wait()
-}
-
-func createStore(ctx context.Context, bin string, env []string, name string) (*benchStore, error) {
-	out, err := runPackline(ctx, bin, env, "stores", "create", "--name", name, "--flow", "cash-on-delivery")
-	if err != nil {
-		return nil, err
-	}
-	id, sf, mk := storeRE.FindStringSubmatch(out), storefrontRE.FindStringSubmatch(out), merchantRE.FindStringSubmatch(out)
-	if id == nil || sf == nil || mk == nil {
-		return nil, fmt.Errorf("packline stores create printed no store id and keys:\n%s", out)
-	}
-	return &benchStore{ID: id[1], Name: name, Storefront: sf[1], Merchant: mk[1]}, nil
 }
 
 // receiver is the webhook endpoint of every store: it verifies nothing,
