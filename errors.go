@@ -18,6 +18,7 @@ const (
 	EIDEMPOTENCY  = "idempotency_key_reused" // 422: same key, other body
 	ERATELIMIT    = "rate_limited"           // 429
 	EINTERNAL     = "internal"               // 500: never shows internals
+	EUNAVAILABLE  = "unavailable"            // 503: the database cannot be reached; retry
 )
 
 // Error is the one error type that crosses layers with a code a client can act

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/packline/packline"
+	"github.com/packline/packline/store"
 )
 
 // statusOf maps an error code to its HTTP status. It is the only place that
@@ -31,6 +32,8 @@ func statusOf(code string) int {
 		return http.StatusUnprocessableEntity
 	case packline.ERATELIMIT:
 		return http.StatusTooManyRequests
+	case packline.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -51,6 +54,11 @@ type errorDetail struct {
 // *packline.Error is internal: it is logged with the request id and the client
 // sees only a generic message.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if packline.ErrorCode(err) == packline.EINTERNAL && store.Unreachable(err) {
+		s.log.WarnContext(r.Context(), "database unreachable", "method", r.Method, "route", r.Pattern, "err", err)
+		err = packline.Errorf(packline.EUNAVAILABLE, "the service cannot reach its database; retry in a moment")
+		w.Header().Set("Retry-After", "1")
+	}
 	code := packline.ErrorCode(err)
 	d := errorDetail{Code: code, Message: packline.ErrorMessage(err), RequestID: requestID(r.Context())}
 	var pe *packline.Error

@@ -7,13 +7,17 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/base32"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -330,6 +334,29 @@ func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // isUniqueViolation reports a unique-constraint failure in either dialect,
 // by the driver's error code: PostgreSQL's SQLSTATE 23505, SQLite's
 // extended codes for a UNIQUE or PRIMARY KEY constraint.
+// Unreachable reports an error that says the database could not be
+// reached or is going away (a restart, a failover, a dropped connection):
+// the request may be retried as it was. Any other error is not.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch {
+		case strings.HasPrefix(string(pqErr.Code), "08"): // connection exception
+			return true
+		case pqErr.Code == "57P01", pqErr.Code == "57P02", pqErr.Code == "57P03", pqErr.Code == "53300":
+			// admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+			return true
+		}
+		return false
+	}
+	var opErr *net.OpError
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &opErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
 func isUniqueViolation(err error) bool {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
