@@ -109,55 +109,105 @@ func multiline(field, s string, max int) error {
 	return nil
 }
 
-// toOrder validates the request and returns the order it describes.
+// toOrder validates the request and returns the order it describes. The
+// first problem found, in the order of the fields, is the answer.
 func (req *createOrderRequest) toOrder() (packline.Order, error) {
-	var o packline.Order
 	if err := text("flow", req.Flow, 64, false); err != nil {
-		return o, err
+		return packline.Order{}, err
 	}
 	if err := text("external_id", req.ExternalID, 128, false); err != nil {
-		return o, err
+		return packline.Order{}, err
 	}
-	if req.Currency == "" {
-		return o, packline.FieldError("currency", "currency is required (ISO 4217, e.g. USD)")
+	if err := checkCurrency(req.Currency); err != nil {
+		return packline.Order{}, err
 	}
-	if !currencyRE.MatchString(req.Currency) {
-		return o, packline.FieldError("currency", "currency must be an upper-case ISO 4217 code such as USD")
+	addr, err := req.ShippingAddress.toAddress()
+	if err != nil {
+		return packline.Order{}, err
 	}
-	if _, ok := packline.CurrencyExponent(req.Currency); !ok {
-		return o, packline.FieldError("currency", "unknown currency %q", req.Currency)
+	cust, err := req.Customer.toCustomer(addr)
+	if err != nil {
+		return packline.Order{}, err
 	}
-	var addr *packline.Address
-	if a := req.ShippingAddress; a != nil {
-		for _, f := range []struct {
-			name, v  string
-			required bool
-		}{
-			{"shipping_address.line1", a.Line1, true}, {"shipping_address.line2", a.Line2, false},
-			{"shipping_address.city", a.City, true}, {"shipping_address.state", a.State, false},
-			{"shipping_address.postal_code", a.PostalCode, false},
-		} {
-			if err := text(f.name, f.v, maxShortString, f.required); err != nil {
-				return o, err
-			}
+	lines, err := toLines(req.Lines)
+	if err != nil {
+		return packline.Order{}, err
+	}
+	if req.ShipDate != "" {
+		if _, err := time.Parse(time.DateOnly, req.ShipDate); err != nil {
+			return packline.Order{}, packline.FieldError("ship_date", "ship_date must be a date like 2026-03-31")
 		}
-		if !countryRE.MatchString(a.Country) {
-			return o, packline.FieldError("shipping_address.country", "country must be an ISO 3166-1 alpha-2 code such as DZ")
-		}
-		addr = &packline.Address{Line1: a.Line1, Line2: a.Line2, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
 	}
-	c := req.Customer
+	method := ""
+	if req.Payment != nil {
+		if err := text("payment.method", req.Payment.Method, 255, false); err != nil {
+			return packline.Order{}, err
+		}
+		method = req.Payment.Method
+	}
+	if err := multiline("notes", req.Notes, maxNotes); err != nil {
+		return packline.Order{}, err
+	}
+	meta, err := metadata(req.Metadata)
+	if err != nil {
+		return packline.Order{}, err
+	}
+	return packline.Order{Flow: req.Flow, ExternalID: req.ExternalID, Currency: req.Currency,
+		Customer: cust, ShippingAddress: addr, Lines: lines, ShipDate: req.ShipDate, PaymentMethod: method,
+		Notes: req.Notes, Metadata: meta}, nil
+}
+
+// checkCurrency: required, an upper-case ISO 4217 code packline knows.
+func checkCurrency(c string) error {
+	switch {
+	case c == "":
+		return packline.FieldError("currency", "currency is required (ISO 4217, e.g. USD)")
+	case !currencyRE.MatchString(c):
+		return packline.FieldError("currency", "currency must be an upper-case ISO 4217 code such as USD")
+	}
+	if _, ok := packline.CurrencyExponent(c); !ok {
+		return packline.FieldError("currency", "unknown currency %q", c)
+	}
+	return nil
+}
+
+// toAddress validates a shipping address; nil when there is none.
+func (a *addressInput) toAddress() (*packline.Address, error) {
+	if a == nil {
+		return nil, nil
+	}
+	for _, f := range []struct {
+		name, v  string
+		required bool
+	}{
+		{"shipping_address.line1", a.Line1, true}, {"shipping_address.line2", a.Line2, false},
+		{"shipping_address.city", a.City, true}, {"shipping_address.state", a.State, false},
+		{"shipping_address.postal_code", a.PostalCode, false},
+	} {
+		if err := text(f.name, f.v, maxShortString, f.required); err != nil {
+			return nil, err
+		}
+	}
+	if !countryRE.MatchString(a.Country) {
+		return nil, packline.FieldError("shipping_address.country", "country must be an ISO 3166-1 alpha-2 code such as DZ")
+	}
+	return &packline.Address{Line1: a.Line1, Line2: a.Line2, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}, nil
+}
+
+// toCustomer validates the customer: a name, and an email or a phone
+// (normalized for the shipping country, when there is one).
+func (c *customerInput) toCustomer(addr *packline.Address) (packline.Customer, error) {
 	if c == nil {
-		return o, packline.FieldError("customer", "customer is required")
+		return packline.Customer{}, packline.FieldError("customer", "customer is required")
 	}
 	if err := text("customer.name", c.Name, maxShortString, true); err != nil {
-		return o, err
+		return packline.Customer{}, err
 	}
 	email := strings.TrimSpace(c.Email)
 	if email != "" {
 		a, err := mail.ParseAddress(email)
 		if err != nil || a.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-			return o, packline.FieldError("customer.email", "customer.email is not an email address")
+			return packline.Customer{}, packline.FieldError("customer.email", "customer.email is not an email address")
 		}
 	}
 	phone := ""
@@ -168,79 +218,74 @@ func (req *createOrderRequest) toOrder() (packline.Order, error) {
 		}
 		var err error
 		if phone, err = NormalizePhone(c.Phone, country); err != nil {
-			return o, packline.FieldError("customer.phone", "%v", err)
+			return packline.Customer{}, packline.FieldError("customer.phone", "%v", err)
 		}
 	}
 	if email == "" && phone == "" {
-		return o, packline.FieldError("customer", "customer needs an email or a phone to be told about the order")
+		return packline.Customer{}, packline.FieldError("customer", "customer needs an email or a phone to be told about the order")
 	}
-	if len(req.Lines) == 0 {
-		return o, packline.FieldError("lines", "an order needs at least one line")
+	return packline.Customer{Name: c.Name, Email: email, Phone: phone}, nil
+}
+
+// toLines validates the order's lines: at least one, at most maxLines.
+func toLines(in []lineInput) ([]packline.Line, error) {
+	if len(in) == 0 {
+		return nil, packline.FieldError("lines", "an order needs at least one line")
 	}
-	if len(req.Lines) > maxLines {
-		return o, packline.FieldError("lines", "an order may have at most %d lines", maxLines)
+	if len(in) > maxLines {
+		return nil, packline.FieldError("lines", "an order may have at most %d lines", maxLines)
 	}
-	lines := make([]packline.Line, len(req.Lines))
-	for i, l := range req.Lines {
-		p := fmt.Sprintf("lines[%d].", i)
-		if err := checkSKU(p+"sku", l.SKU); err != nil {
-			return o, err
-		}
-		if err := text(p+"name", l.Name, maxShortString, true); err != nil {
-			return o, err
-		}
-		if l.Quantity == nil {
-			return o, packline.FieldError(p+"quantity", "quantity is required")
-		}
-		if *l.Quantity <= 0 || *l.Quantity > maxQuantity {
-			return o, packline.FieldError(p+"quantity", "quantity must be between 1 and %d", maxQuantity)
-		}
-		if l.UnitPrice == nil {
-			return o, packline.FieldError(p+"unit_price", "unit_price is required (integer minor units)")
-		}
-		if *l.UnitPrice < 0 {
-			return o, packline.FieldError(p+"unit_price", "unit_price may not be negative")
-		}
-		cust, err := blob(p+"customization", l.Customization)
-		if err != nil {
-			return o, err
-		}
-		lines[i] = packline.Line{SKU: l.SKU, Name: l.Name, Quantity: *l.Quantity, UnitPrice: *l.UnitPrice,
-			Customizable: l.Customizable, Customization: cust}
-	}
-	if req.ShipDate != "" {
-		if _, err := time.Parse(time.DateOnly, req.ShipDate); err != nil {
-			return o, packline.FieldError("ship_date", "ship_date must be a date like 2026-03-31")
+	lines := make([]packline.Line, len(in))
+	for i, l := range in {
+		var err error
+		if lines[i], err = l.toLine(fmt.Sprintf("lines[%d].", i)); err != nil {
+			return nil, err
 		}
 	}
-	method := ""
-	if req.Payment != nil {
-		if err := text("payment.method", req.Payment.Method, 255, false); err != nil {
-			return o, err
-		}
-		method = req.Payment.Method
+	return lines, nil
+}
+
+// toLine validates one line; p prefixes its field names (lines[0].).
+func (l lineInput) toLine(p string) (packline.Line, error) {
+	if err := checkSKU(p+"sku", l.SKU); err != nil {
+		return packline.Line{}, err
 	}
-	if err := multiline("notes", req.Notes, maxNotes); err != nil {
-		return o, err
+	if err := text(p+"name", l.Name, maxShortString, true); err != nil {
+		return packline.Line{}, err
 	}
-	meta, err := blob("metadata", req.Metadata)
+	switch {
+	case l.Quantity == nil:
+		return packline.Line{}, packline.FieldError(p+"quantity", "quantity is required")
+	case *l.Quantity <= 0 || *l.Quantity > maxQuantity:
+		return packline.Line{}, packline.FieldError(p+"quantity", "quantity must be between 1 and %d", maxQuantity)
+	case l.UnitPrice == nil:
+		return packline.Line{}, packline.FieldError(p+"unit_price", "unit_price is required (integer minor units)")
+	case *l.UnitPrice < 0:
+		return packline.Line{}, packline.FieldError(p+"unit_price", "unit_price may not be negative")
+	}
+	cust, err := blob(p+"customization", l.Customization)
 	if err != nil {
-		return o, err
+		return packline.Line{}, err
 	}
-	if meta != nil {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(meta, &m) != nil {
-			return o, packline.FieldError("metadata", "metadata must be a JSON object")
-		}
-		if len(m) > maxMetadataKeys {
-			return o, packline.FieldError("metadata", "metadata may have at most %d keys", maxMetadataKeys)
-		}
+	return packline.Line{SKU: l.SKU, Name: l.Name, Quantity: *l.Quantity, UnitPrice: *l.UnitPrice,
+		Customizable: l.Customizable, Customization: cust}, nil
+}
+
+// metadata validates the order's metadata: a JSON object of at most
+// maxMetadataKeys keys (blob's rules for its strings); nil when absent.
+func metadata(raw json.RawMessage) (json.RawMessage, error) {
+	meta, err := blob("metadata", raw)
+	if err != nil || meta == nil {
+		return meta, err
 	}
-	o = packline.Order{Flow: req.Flow, ExternalID: req.ExternalID, Currency: req.Currency,
-		Customer:        packline.Customer{Name: c.Name, Email: email, Phone: phone},
-		ShippingAddress: addr, Lines: lines, ShipDate: req.ShipDate, PaymentMethod: method,
-		Notes: req.Notes, Metadata: meta}
-	return o, nil
+	var m map[string]json.RawMessage
+	if json.Unmarshal(meta, &m) != nil {
+		return nil, packline.FieldError("metadata", "metadata must be a JSON object")
+	}
+	if len(m) > maxMetadataKeys {
+		return nil, packline.FieldError("metadata", "metadata may have at most %d keys", maxMetadataKeys)
+	}
+	return meta, nil
 }
 
 // checkSKU is the one SKU rule, for order lines and stock alike: required

@@ -30,31 +30,38 @@ var ErrForeignFleet = errors.New("the Redis database belongs to another packline
 // ErrForeignFleet naming both fleets. Every role stamps at start, and the
 // sweep stamps again after a flush removed the key.
 func Stamp(ctx context.Context, rdb redis.UniversalClient, f Fleet) error {
+	_, err := stamp(ctx, rdb, f)
+	return err
+}
+
+// stamp is Stamp; fresh reports that the stamp was missing (a new Redis, or
+// one that lost its data: a flush, a restart without persistence).
+func stamp(ctx context.Context, rdb redis.UniversalClient, f Fleet) (fresh bool, err error) {
 	val, err := json.Marshal(f)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ok, err := rdb.SetNX(ctx, FleetKey, val, 0).Result()
 	if err != nil {
-		return fmt.Errorf("stamp the fleet id in Redis: %w", err)
+		return false, fmt.Errorf("stamp the fleet id in Redis: %w", err)
 	}
 	if ok {
-		return nil
+		return true, nil
 	}
 	raw, err := rdb.Get(ctx, FleetKey).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return Stamp(ctx, rdb, f) // removed in between (a flush)
+		return stamp(ctx, rdb, f) // removed in between (a flush)
 	}
 	if err != nil {
-		return fmt.Errorf("read the fleet id in Redis: %w", err)
+		return false, fmt.Errorf("read the fleet id in Redis: %w", err)
 	}
 	var other Fleet
 	if json.Unmarshal(raw, &other) != nil {
 		other = Fleet{ID: string(raw), Database: "unknown"}
 	}
 	if other.ID == f.ID {
-		return nil
+		return false, nil
 	}
-	return fmt.Errorf("%w: it holds the tasks of fleet %s (database %s); this is fleet %s (database %s): give each fleet a Redis database of its own (REDIS_URL redis://host:6379/<n>)",
+	return false, fmt.Errorf("%w: it holds the tasks of fleet %s (database %s); this is fleet %s (database %s): give each fleet a Redis database of its own (REDIS_URL redis://host:6379/<n>)",
 		ErrForeignFleet, other.ID, other.Database, f.ID, f.Database)
 }

@@ -61,19 +61,15 @@ type Options struct {
 	// (default 1s).
 	PollInterval time.Duration
 	// RedeliverAfter is how long a row may stay enqueued, neither relayed
-	// nor started by a worker, before the sweep asks Asynq about it
-	// (default 10s): a task Asynq no longer has (a flush, a restart), or
-	// one a worker that stopped sending heartbeats was running (SIGKILL),
-	// is handed over again. It must exceed Asynq's heartbeat (5s), so that a
-	// task a live worker just took is in its server's list. Without
-	// Options.Redis the sweep cannot ask, and hands over again every such
-	// row: set it above tasks.MaxTimeout then.
+	// nor started by a worker, before the sweep asks Asynq whether it still
+	// has the row's task (default 2m). A flush or a restart that emptied
+	// Redis is seen at once (the fleet's stamp is gone; needs Options.Fleet)
+	// and looks at every row then; a dead worker's tasks are found from the
+	// servers' heartbeats, whatever this is. Without Options.Redis the sweep
+	// cannot ask, and hands over again every such row: keep it above
+	// tasks.MaxTimeout then.
 	RedeliverAfter time.Duration
-	// SweepInterval is how often Run sweeps (default RedeliverAfter/5,
-	// at most 30s). A row whose task a worker is running is looked at
-	// again at the next sweep after SweepInterval/2, so a SIGKILLed worker's
-	// tasks run again within about 10s (its heartbeat's expiry) plus 1.5
-	// SweepIntervals.
+	// SweepInterval is how often Run sweeps (default 2s).
 	SweepInterval time.Duration
 	// Types, when set, limits the relay to these task types: rows of
 	// other types (effects with no handler yet) stay pending and visible.
@@ -111,10 +107,10 @@ func (o *Options) defaults() {
 		o.PollInterval = time.Second
 	}
 	if o.RedeliverAfter <= 0 {
-		o.RedeliverAfter = 10 * time.Second
+		o.RedeliverAfter = 2 * time.Minute
 	}
 	if o.SweepInterval <= 0 {
-		o.SweepInterval = min(o.RedeliverAfter/5, 30*time.Second)
+		o.SweepInterval = 2 * time.Second
 	}
 	if o.PassTimeout <= 0 {
 		o.PassTimeout = 30 * time.Second
@@ -139,17 +135,18 @@ type Relay struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
-	inspector *asynq.Inspector
+	inspector inspector
 	rdb       redis.UniversalClient
-	// unlisted holds when the sweep first saw an active task, not yet
-	// started, that no live server listed (see state).
-	unlisted sync.Map
+	// active is what the last sweeps saw of Asynq's active tasks
+	// (sweepDeadWorkers); stamped is set once a sweep stamped the fleet.
+	active  map[string]activeTask
+	stamped bool
 }
 
 // New returns a relay of db's outbox into Asynq through client. Call Run.
 func New(db *store.DB, client *asynq.Client, opts Options) *Relay {
 	opts.defaults()
-	r := &Relay{db: db, client: client, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+	r := &Relay{db: db, client: client, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1), active: map[string]activeTask{}}
 	if opts.Redis != nil {
 		r.inspector = asynq.NewInspector(opts.Redis)
 		if c, ok := opts.Redis.MakeRedisClient().(redis.UniversalClient); ok {
@@ -328,21 +325,38 @@ type SweepResult struct {
 	Redelivered int
 }
 
-// Sweep registers the queues again (after a Redis flush), relays overdue
-// pending rows, and looks at every row enqueued longer than RedeliverAfter
-// without a worker starting it in that time. If Asynq still has its task
-// waiting (pending, scheduled, retry), or a live worker is running it, it
-// is left alone; otherwise (lost in a flush or restart, or held by a
-// worker whose heartbeat stopped) it is handed over again as a new
-// delivery. Rows are claimed, checked and handed over a batch at a time,
-// Options.Parallel Redis round trips at once. Run calls it every
-// SweepInterval; the scheduler role calls it through Scheduler.
+// Sweep finds work Redis lost and hands it over again, as a new delivery
+// (task id effect id + "-r<n>"):
+//
+//   - It stamps the fleet into Redis (Options.Fleet). A stamp that was
+//     missing means Redis lost its data (a flush, a restart without
+//     persistence): every row enqueued more than 2 s ago is then looked at
+//     at once, not after RedeliverAfter.
+//   - It registers the queues again and relays overdue pending rows.
+//   - Tasks a dead worker held: Asynq shows them active, and no live
+//     server's heartbeat lists them (a SIGKILLed worker's drop out within
+//     10 s; one never listed gets a heartbeat's grace, in case a live
+//     worker took it a moment ago). Asynq would hand them out again only
+//     when their lease runs out, a minute later.
+//   - Rows enqueued longer than RedeliverAfter and not started since,
+//     whose task Asynq no longer has waiting.
+//
+// Each is done a batch at a time, Options.Parallel Redis round trips at
+// once. Run calls it every SweepInterval; the scheduler role calls it
+// through Scheduler.
 func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
+	olderThan := r.opts.RedeliverAfter
 	if r.rdb != nil && r.opts.Fleet.ID != "" {
-		if err := Stamp(ctx, r.rdb, r.opts.Fleet); err != nil {
+		fresh, err := stamp(ctx, r.rdb, r.opts.Fleet)
+		if err != nil {
 			return res, err
 		}
+		if fresh && r.stamped {
+			r.log.WarnContext(ctx, "Redis lost its data (the fleet's stamp was gone): handing over every enqueued effect it does not have")
+			olderThan = min(olderThan, 2*time.Second)
+		}
+		r.stamped = true
 	}
 	r.registerQueues(ctx)
 	n, err := r.RelayDue(ctx)
@@ -350,131 +364,165 @@ func (r *Relay) Sweep(ctx context.Context) (SweepResult, error) {
 	if err != nil {
 		return res, err
 	}
-	running, known := r.runningTasks(ctx)
-	r.unlisted.Range(func(id, first any) bool {
-		if time.Since(first.(time.Time)) > time.Minute { // started, done or handed over since
-			r.unlisted.Delete(id)
-		}
-		return true
-	})
+	if err := r.sweepDeadWorkers(ctx, &res); err != nil {
+		return res, err
+	}
 	for {
-		rows, err := r.db.ClaimStaleEffects(ctx, r.opts.RedeliverAfter, r.opts.Batch, r.opts.Types)
+		rows, err := r.db.ClaimStaleEffects(ctx, olderThan, r.opts.Batch, r.opts.Types)
 		if err != nil {
 			return res, err
 		}
 		res.Stale += len(rows)
-		states := make([]taskState, len(rows))
-		r.parallel(len(rows), func(i int) { states[i] = r.state(ctx, rows[i], running, known) })
-		again := make([]store.EffectRow, 0, len(rows))
-		var held []string
+		lost := make([]bool, len(rows))
+		r.parallel(len(rows), func(i int) { lost[i] = !r.waiting(rows[i]) })
+		var again []store.EffectRow
 		for i, row := range rows {
-			switch states[i] {
-			case taskLost:
-				row.Deliveries++
+			if lost[i] {
 				again = append(again, row)
-			case taskRunning:
-				held = append(held, row.ID)
 			}
 		}
-		if err := r.db.RecheckEffects(ctx, r.opts.RedeliverAfter, r.opts.SweepInterval/2, held...); err != nil {
+		if err := r.redeliver(ctx, again, &res); err != nil {
 			return res, err
 		}
-		failed, _ := r.enqueueAll(ctx, again)
-		handed := make([]string, 0, len(again))
-		for _, row := range again {
-			if !slices.ContainsFunc(failed, func(f store.EffectRow) bool { return f.ID == row.ID }) {
-				handed = append(handed, row.ID)
-				r.log.InfoContext(ctx, "effect redelivered", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID,
-					"delivery", row.Deliveries)
-			}
-		}
-		if err := r.db.MarkRedelivered(ctx, handed...); err != nil {
-			return res, err
-		}
-		res.Redelivered += len(handed)
 		if len(rows) < r.opts.Batch {
 			return res, nil
 		}
 	}
 }
 
-// runningTasks returns the ids of the tasks live Asynq servers are running,
-// from their heartbeats (a server that stops beating drops out of the list
-// within 10s); known is false when Redis cannot say.
-func (r *Relay) runningTasks(ctx context.Context) (running map[string]bool, known bool) {
+// redeliver hands rows over again as their next delivery and marks them.
+func (r *Relay) redeliver(ctx context.Context, rows []store.EffectRow, res *SweepResult) error {
+	for i := range rows {
+		rows[i].Deliveries++
+	}
+	failed, _ := r.enqueueAll(ctx, rows)
+	handed := make([]string, 0, len(rows))
+	for _, row := range rows {
+		if !slices.ContainsFunc(failed, func(f store.EffectRow) bool { return f.ID == row.ID }) {
+			handed = append(handed, row.ID)
+			r.log.InfoContext(ctx, "effect redelivered", "effect_id", row.ID, "type", row.Type, "order_id", row.OrderID,
+				"delivery", row.Deliveries)
+		}
+	}
+	if err := r.db.MarkRedelivered(ctx, handed...); err != nil {
+		return err
+	}
+	res.Redelivered += len(handed)
+	return nil
+}
+
+// sweepDeadWorkers hands over again the tasks workers that died were
+// running: active in Asynq, in no live server's heartbeat.
+func (r *Relay) sweepDeadWorkers(ctx context.Context, res *SweepResult) error {
 	if r.inspector == nil {
-		return nil, false
+		return nil
 	}
 	servers, err := r.inspector.Servers()
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.WarnContext(ctx, "list asynq servers", "err", err)
 		}
-		return nil, false
+		return nil // cannot tell: hand nothing over
 	}
-	running = map[string]bool{}
+	running := map[string]bool{}
 	for _, s := range servers {
 		for _, w := range s.ActiveWorkers {
 			running[w.TaskID] = true
 		}
 	}
-	return running, true
+	now := time.Now()
+	active := map[string]bool{}
+	var lost []string // task ids
+	for q := range tasks.Queues {
+		infos, err := r.inspector.ListActiveTasks(q, asynq.PageSize(10000))
+		if err != nil {
+			continue // a queue not there (yet, or after a flush)
+		}
+		for _, t := range infos {
+			active[t.ID] = true
+			seen, _ := r.active[t.ID]
+			switch {
+			case running[t.ID]:
+				seen.listed = true
+			case seen.listed:
+				lost = append(lost, t.ID) // its server's heartbeat stopped
+			case seen.first.IsZero():
+				seen.first = now
+			case now.Sub(seen.first) >= unlistedGrace:
+				lost = append(lost, t.ID) // taken by a worker that died before its first heartbeat
+			}
+			r.active[t.ID] = seen
+		}
+	}
+	for id := range r.active {
+		if !active[id] {
+			delete(r.active, id)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	ids := make([]string, len(lost))
+	for i, t := range lost {
+		ids[i] = tasks.EffectIDOf(t)
+	}
+	rows, err := r.db.EnqueuedEffects(ctx, ids...)
+	if err != nil {
+		return err
+	}
+	var again []store.EffectRow
+	for _, row := range rows {
+		// Only the row's latest task: an older one a redelivery replaced
+		// is not the row's to hand over.
+		if slices.Contains(lost, tasks.TaskID(row.ID, row.Deliveries)) {
+			again = append(again, row)
+		}
+	}
+	res.Stale += len(again)
+	return r.redeliver(ctx, again, res)
 }
 
-// taskState is what the sweep makes of a stale row's task.
-type taskState int
+// inspector is what the sweep asks Asynq (an *asynq.Inspector).
+type inspector interface {
+	Servers() ([]*asynq.ServerInfo, error)
+	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	Close() error
+}
 
-const (
-	taskWaiting taskState = iota // Asynq will run it by itself
-	taskRunning                  // a worker runs it: look again soon
-	taskLost                     // hand it over again
-)
+// activeTask is what the sweep knows of a task Asynq shows active.
+type activeTask struct {
+	listed bool      // a live server's heartbeat listed it
+	first  time.Time // when the sweep first saw it active and unlisted
+}
 
-// state says whether the row's latest task will run without a new
-// hand-over: Asynq holds it waiting (pending, scheduled, retry), or it is
-// active and a live server runs it (its heartbeat lists it). An active
-// task no live server runs belongs to a dead worker: Asynq would hand it
-// out again only when its lease runs out, a minute later, so it is lost.
-// One whose row no worker has marked started yet may have been taken a
-// moment ago, before its server's next heartbeat: it is lost only when it
-// is still unlisted a heartbeat later. Without an inspector, or when Redis
-// cannot say, the task is lost: a needless redelivery is harmless.
-func (r *Relay) state(ctx context.Context, row store.EffectRow, running map[string]bool, known bool) taskState {
+// unlistedGrace is how long an active task no live server has ever listed
+// is given to appear in a heartbeat (Asynq's servers write theirs every
+// 5 s): a live worker may have taken it a moment ago.
+var unlistedGrace = 6 * time.Second
+
+// waiting reports whether Asynq holds the row's latest task (pending,
+// scheduled, retry, or active: dead workers' tasks are sweepDeadWorkers').
+// Without an inspector, or when Redis cannot say, it reports false: a
+// needless redelivery is harmless.
+func (r *Relay) waiting(row store.EffectRow) bool {
 	if r.inspector == nil {
-		return taskLost
+		return false
 	}
 	pol, ok := tasks.PolicyOf(row.Type)
 	if !ok {
-		return taskLost
+		return false
 	}
-	id := tasks.TaskID(row.ID, row.Deliveries)
-	info, err := r.inspector.GetTaskInfo(pol.Queue, id)
+	info, err := r.inspector.GetTaskInfo(pol.Queue, tasks.TaskID(row.ID, row.Deliveries))
 	if err != nil {
-		return taskLost
+		return false
 	}
 	switch info.State {
-	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateAggregating:
-		return taskWaiting
-	case asynq.TaskStateActive:
-		switch {
-		case !known || running[id]:
-			r.unlisted.Delete(id)
-			return taskRunning
-		case !row.StartedAt.Valid:
-			first, seen := r.unlisted.LoadOrStore(id, time.Now())
-			if !seen || time.Since(first.(time.Time)) < unlistedGrace {
-				return taskRunning
-			}
-			r.unlisted.Delete(id)
-		}
+	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateAggregating, asynq.TaskStateActive:
+		return true
 	}
-	return taskLost
+	return false
 }
-
-// unlistedGrace is how long an active task no live server lists, whose row
-// is not started, is given to appear in a heartbeat (Asynq's servers write
-// theirs every 5 s).
-var unlistedGrace = 6 * time.Second
 
 // parallel runs fn(0) … fn(n-1), Options.Parallel at a time.
 func (r *Relay) parallel(n int, fn func(i int)) {

@@ -316,9 +316,8 @@ func TestSweepRedeliversOnlyLostTasks(t *testing.T) {
 }
 
 // A stale row whose task a live worker is running is left alone, however
-// long it runs (the worker's heartbeat lists it); the sweep looks at it
-// again soon, not after RedeliverAfter, in case the worker dies. (A
-// SIGKILLed worker's task: workers.TestWorkerKilledMidTask.)
+// long it runs (the worker's heartbeat lists it). (A SIGKILLed worker's
+// task: workers.TestWorkerKilledMidTask, and TestSweepHandsOverDeadWorkersTasks.)
 func TestSweepLeavesTasksLiveWorkersRun(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		clock := &clock{t: time.Now()}
@@ -372,9 +371,9 @@ func TestSweepLeavesTasksLiveWorkersRun(t *testing.T) {
 		if res.Stale != 1 || res.Redelivered != 0 {
 			t.Fatalf("a task a live worker runs: %+v", res)
 		}
-		// Looked at again after SweepInterval/2, not after RedeliverAfter.
-		clock.advance(6 * time.Second)
-		if res, err = r.Sweep(ctx); err != nil || res.Stale != 1 || res.Redelivered != 0 {
+		// However long it runs.
+		clock.advance(5 * time.Minute)
+		if res, err = r.Sweep(ctx); err != nil || res.Redelivered != 0 {
 			t.Fatalf("second look: %+v %v", res, err)
 		}
 		if row := e.rows(o.ID)["notify:email"]; row.Deliveries != 1 {
@@ -412,6 +411,35 @@ func TestSweepStampsTheFleet(t *testing.T) {
 	if !errors.Is(err, relay.ErrForeignFleet) || !strings.Contains(err.Error(), "flt_other") || !strings.Contains(err.Error(), "flt_mine") {
 		t.Fatalf("sweep on another fleet's Redis: %v", err)
 	}
+}
+
+// A flush is seen at the next sweep (the fleet's stamp is gone), and every
+// task Redis lost is handed over then, not after RedeliverAfter.
+func TestSweepAfterAFlushHandsOverAtOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		clock := &clock{t: time.Now()}
+		e := setup(t, dialect, store.Options{Now: clock.now})
+		r := relay.New(e.db.DB, e.client, relay.Options{Redis: e.redis.Opt(), Fleet: relay.Fleet{ID: "flt_test", Database: "here"},
+			Types: []string{tasks.TypeNotifyEmail}})
+		o := e.create()
+		ctx := t.Context()
+		if _, err := r.Sweep(ctx); err != nil { // relays the row, stamps the fleet
+			t.Fatal(err)
+		}
+		id := e.rows(o.ID)["notify:email"].ID
+		clock.advance(3 * time.Second) // far less than RedeliverAfter (2m)
+		if res, err := r.Sweep(ctx); err != nil || res.Redelivered != 0 {
+			t.Fatalf("before the flush: %+v %v", res, err)
+		}
+		e.redis.Flush(t)
+		res, err := r.Sweep(ctx)
+		if err != nil || res.Redelivered != 1 {
+			t.Fatalf("after the flush: %+v %v", res, err)
+		}
+		if n := e.tasks()[tasks.TaskID(id, 2)]; n != 1 {
+			t.Fatalf("no redelivered task %s", tasks.TaskID(id, 2))
+		}
+	})
 }
 
 // The scheduler alone relays an overdue timer: no relay is running.

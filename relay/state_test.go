@@ -1,7 +1,8 @@
 package relay
 
 import (
-	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -13,74 +14,105 @@ import (
 	"github.com/packline/packline/tasks"
 )
 
-// A task a worker took (active in Asynq) and died with before it marked its
-// row started is lost once no live server has listed it for a heartbeat;
-// until then it may be a task a live worker took a moment ago.
-func TestStateOfATakenTaskNoServerLists(t *testing.T) {
-	unlistedGrace = 300 * time.Millisecond
+// fakeInspector answers the sweep's questions as a test scripts them.
+type fakeInspector struct {
+	servers []*asynq.ServerInfo
+	active  map[string][]*asynq.TaskInfo // by queue
+}
+
+func (f *fakeInspector) Servers() ([]*asynq.ServerInfo, error) { return f.servers, nil }
+func (f *fakeInspector) ListActiveTasks(q string, _ ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
+	return f.active[q], nil
+}
+func (f *fakeInspector) GetTaskInfo(string, string) (*asynq.TaskInfo, error) {
+	return nil, errors.New("not asked in this test")
+}
+func (f *fakeInspector) Close() error { return nil }
+
+// A task Asynq shows active is handed over again when no live server runs
+// it: at once when a heartbeat listed it before (its server died), after a
+// heartbeat's grace when none ever did (a worker that died before its first
+// heartbeat, or a live one that took it a moment ago); never while a live
+// server lists it.
+func TestSweepHandsOverDeadWorkersTasks(t *testing.T) {
+	unlistedGrace = 200 * time.Millisecond
 	db := storetest.Open(t, storetest.Default(), store.Options{})
 	s, _, _, err := db.CreateStore(t.Context(), "shop", "cash-on-delivery")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _, err := db.CreateOrder(t.Context(), s.ID, packline.Order{Currency: "USD", Customer: packline.Customer{Name: "Ada"},
-		Lines: []packline.Line{{SKU: "MUG-1", Name: "Mug", Quantity: 1, UnitPrice: 100}}}, packline.Actor{Type: packline.ActorCustomer}, nil)
-	if err != nil {
-		t.Fatal(err)
+	create := func() store.EffectRow {
+		t.Helper()
+		o, _, err := db.CreateOrder(t.Context(), s.ID, packline.Order{Currency: "USD", Customer: packline.Customer{Name: "Ada"},
+			Lines: []packline.Line{{SKU: "MUG-1", Name: "Mug", Quantity: 1, UnitPrice: 100}}}, packline.Actor{Type: packline.ActorCustomer}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Outbox(t.Context(), o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range rows {
+			if x.Type == tasks.TypeNotifyEmail {
+				return store.EffectRow{OutboxRow: x, Deliveries: 1}
+			}
+		}
+		t.Fatal("no notify:email row")
+		return store.EffectRow{}
 	}
+	listedRow, unlistedRow := create(), create()
 	rd := redistest.New(t)
 	client := asynq.NewClient(rd.Opt())
 	t.Cleanup(func() { client.Close() })
-	r := New(db, client, Options{Redis: rd.Opt(), Types: []string{tasks.TypeNotifyEmail}})
-	t.Cleanup(r.close)
+	r := New(db, client, Options{Types: []string{tasks.TypeNotifyEmail}, Logger: slog.New(slog.DiscardHandler)})
 	if _, err := r.RelayDue(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Outbox(t.Context(), o.ID)
-	if err != nil {
-		t.Fatal(err)
+	listed, unlisted := tasks.TaskID(listedRow.ID, 1), tasks.TaskID(unlistedRow.ID, 1)
+	fake := &fakeInspector{
+		servers: []*asynq.ServerInfo{{ActiveWorkers: []*asynq.WorkerInfo{{TaskID: listed}}}},
+		active:  map[string][]*asynq.TaskInfo{tasks.QueueLow: {{ID: listed}, {ID: unlisted}}},
 	}
-	var row store.EffectRow
-	for _, x := range rows {
-		if x.Type == tasks.TypeNotifyEmail {
-			row = store.EffectRow{OutboxRow: x, Deliveries: 1}
+	r.inspector = fake
+	sweep := func() SweepResult {
+		t.Helper()
+		var res SweepResult
+		if err := r.sweepDeadWorkers(t.Context(), &res); err != nil {
+			t.Fatal(err)
 		}
+		return res
 	}
-	// A worker takes the task and never starts the row.
-	release := make(chan struct{})
-	srv := asynq.NewServer(rd.Opt(), asynq.Config{Concurrency: 1, Queues: map[string]int{tasks.QueueLow: 1}, LogLevel: asynq.FatalLevel})
-	mux := asynq.NewServeMux()
-	taken := make(chan struct{}, 1)
-	mux.HandleFunc(tasks.TypeNotifyEmail, func(context.Context, *asynq.Task) error {
-		taken <- struct{}{}
-		<-release
-		return nil
-	})
-	if err := srv.Start(mux); err != nil {
-		t.Fatal(err)
+	deliveries := func(row store.EffectRow) int {
+		t.Helper()
+		got, err := db.Effect(t.Context(), row.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Deliveries
 	}
-	t.Cleanup(func() { close(release); srv.Shutdown() })
-	select {
-	case <-taken:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the worker never took the task")
+	if res := sweep(); res.Redelivered != 0 {
+		t.Fatalf("first look: %+v", res)
 	}
-	ctx := t.Context()
-	if got := r.state(ctx, row, map[string]bool{tasks.TaskID(row.ID, 1): true}, true); got != taskRunning {
-		t.Fatalf("listed by a live server: %v", got)
-	}
-	none := map[string]bool{}
-	if got := r.state(ctx, row, none, true); got != taskRunning {
-		t.Fatalf("unlisted the first time: %v", got)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for r.state(ctx, row, none, true) != taskLost {
+	// The unlisted task gets its grace, then is handed over; the listed
+	// one stays.
+	deadline := time.Now().Add(10 * time.Second)
+	for deliveries(unlistedRow) == 1 {
 		if time.Now().After(deadline) {
-			t.Fatal("the unlisted task was never found lost")
+			t.Fatal("a task no server ever listed was never handed over")
 		}
-		time.Sleep(50 * time.Millisecond)
+		sweep()
+		time.Sleep(20 * time.Millisecond)
 	}
-	if got := r.state(ctx, row, none, false); got != taskRunning {
-		t.Fatalf("when the servers cannot be listed: %v", got)
+	if deliveries(listedRow) != 1 {
+		t.Fatal("a task a live server runs was handed over")
+	}
+	// The server that listed it stops beating: handed over at the next sweep.
+	fake.servers = nil
+	if res := sweep(); res.Redelivered != 1 || deliveries(listedRow) != 2 {
+		t.Fatalf("after its server died: %+v, %d deliveries", res, deliveries(listedRow))
+	}
+	// The old task ids are no longer the rows' latest: nothing more.
+	if res := sweep(); res.Redelivered != 0 {
+		t.Fatalf("again: %+v", res)
 	}
 }

@@ -141,23 +141,24 @@ func (db *DB) MarkRedelivered(ctx context.Context, ids ...string) error {
 	return nil
 }
 
-// RecheckEffects makes enqueued rows that ClaimStaleEffects(olderThan)
-// returned claimable again in d, rather than in olderThan: rows whose task
-// a worker is running now, which the sweep must look at again soon in case
-// that worker has just died.
-func (db *DB) RecheckEffects(ctx context.Context, olderThan, d time.Duration, ids ...string) error {
+// EnqueuedEffects returns the rows of ids that are enqueued (handed to
+// Asynq, not done), in one query.
+func (db *DB) EnqueuedEffects(ctx context.Context, ids ...string) ([]EffectRow, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	q, args, err := sqlx.In(`UPDATE outbox SET enqueued_at = ? WHERE id IN (?) AND status = `+EffectEnqueued.sql(),
-		db.Now().Add(d-olderThan), ids)
+	q, args, err := sqlx.In(`SELECT `+effectColumns+` FROM outbox WHERE id IN (?) AND status = `+EffectEnqueued.sql(), ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := db.relaxed.ExecContext(ctx, db.rebind(q), args...); err != nil {
-		return fmt.Errorf("recheck %d effects: %w", len(ids), err)
+	var rows []EffectRow
+	if err := db.db.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("read %d effects: %w", len(ids), err)
 	}
-	return nil
+	for i := range rows {
+		rows[i].utc()
+	}
+	return rows, nil
 }
 
 // ReleaseEffect puts a claimed row back to pending after the relay failed to
