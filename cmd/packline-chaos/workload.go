@@ -339,21 +339,46 @@ func (d *driver) customer(event string, data map[string]any) step {
 	}
 }
 
-// event sends one event. A 409 after an attempt that went unanswered is
-// success when the order's timeline has the event from that actor: the
-// first attempt took effect, its answer was lost.
+// event sends one event as a careful client does: with the order's version
+// as expected_version, so a retry after a lost answer can never apply it a
+// second time (a merchant's record_payment would record the payment twice).
+// A 409 after an attempt that went unanswered is success when the order's
+// timeline has one more of the event from that actor than before: the
+// first attempt took effect, its answer was lost. A 409 because the fleet
+// moved the order meanwhile (a worker's report) is sent again at the new
+// version.
 func (d *driver) event(ctx context.Context, o *orderRun, key, actor, event string, data map[string]any) error {
-	body := map[string]any{"event": event}
-	if data != nil {
-		body["data"] = data
-	}
-	err := d.api.Call(ctx, "POST /v1/orders/{id}/events", "POST", "/v1/orders/"+o.id+"/events", key, body, nil, http.StatusOK)
-	var ae *fleet.APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Unsure {
+	count := func() (int, error) {
 		var n int
-		if qerr := d.db.GetContext(ctx, &n, marker+`SELECT count(*) FROM timeline WHERE order_id = $1 AND event = $2 AND actor_type = $3`,
-			o.id, event, actor); qerr == nil && n > 0 {
-			return nil
+		err := d.db.GetContext(ctx, &n, marker+`SELECT count(*) FROM timeline WHERE order_id = $1 AND event = $2 AND actor_type = $3`,
+			o.id, event, actor)
+		return n, err
+	}
+	var err error
+	for range 20 {
+		var version int64
+		if err := d.db.GetContext(ctx, &version, marker+`SELECT version FROM orders WHERE id = $1`, o.id); err != nil {
+			return fmt.Errorf("%s %s: read the order's version: %w", actor, event, err)
+		}
+		before, cerr := count()
+		if cerr != nil {
+			return fmt.Errorf("%s %s: read the timeline: %w", actor, event, cerr)
+		}
+		body := map[string]any{"event": event, "expected_version": version}
+		if data != nil {
+			body["data"] = data
+		}
+		err = d.api.Call(ctx, "POST /v1/orders/{id}/events", "POST", "/v1/orders/"+o.id+"/events", key, body, nil, http.StatusOK)
+		var ae *fleet.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+			break
+		}
+		if after, cerr := count(); cerr == nil && after > before {
+			return nil // an attempt whose answer was lost took effect
+		}
+		var now int64
+		if qerr := d.db.GetContext(ctx, &now, marker+`SELECT version FROM orders WHERE id = $1`, o.id); qerr != nil || now == version {
+			break // a 409 for another reason: the state does not allow it
 		}
 	}
 	if err != nil {
