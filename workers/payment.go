@@ -28,7 +28,8 @@ import (
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
 	kind, _ := store.PaymentKindOf(e.Type)
-	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
+	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, StoreID: o.StoreID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount,
+		Reason: dataString(e.Effect.Data, "reason")}
 	var (
 		res    payments.Result
 		err    error
@@ -63,16 +64,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		default:
 			res, err = w.pay.Confirm(ctx, req)
 		}
-		report = func(p store.Payment) *store.EffectReport {
-			// What was recorded first is the answer, even if this run's differs.
-			rep := &store.EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
-				Data: map[string]any{"payment_id": p.ID}}
-			if p.Status != store.PaymentSucceeded {
-				rep.Event = string(flows.EventPaymentFailed)
-				rep.Data["error_code"] = p.ErrorCode
-			}
-			return rep
-		}
+		report = store.PaymentResult
 	case tasks.TypePaymentVoid:
 		auth, done, verr := w.voidTarget(ctx, e)
 		if verr != nil || done {
