@@ -422,11 +422,7 @@ func (s *Stripe) Lookup(ctx context.Context, key string) (Operation, bool, error
 }
 
 func lookupError(key string, err error) error {
-	var se *stripe.Error
-	if errors.As(err, &se) {
-		return fmt.Errorf("look up %s: %w", key, stripeError("lookup", se))
-	}
-	return fmt.Errorf("stripe lookup %s: %w", key, err)
+	return fmt.Errorf("stripe: look up %s: %w", key, stripeErrorOf("lookup", err))
 }
 
 // intentFor returns the intent the journalled request made, or nil when

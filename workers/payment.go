@@ -28,11 +28,14 @@ import (
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
 	kind, _ := store.PaymentKindOf(e.Type)
+	pay, err := w.pays.For(ctx, o.StoreID)
+	if err != nil {
+		return fmt.Errorf("payment provider of order %s: %w", o.ID, err)
+	}
 	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, StoreID: o.StoreID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount,
 		Reason: dataString(e.Effect.Data, "reason")}
 	var (
 		res    payments.Result
-		err    error
 		report func(store.Payment) *store.EffectReport
 	)
 	switch e.Type {
@@ -58,11 +61,11 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		}
 		switch e.Type {
 		case tasks.TypePaymentAuthorize:
-			res, err = w.pay.Authorize(ctx, req)
+			res, err = pay.Authorize(ctx, req)
 		case tasks.TypePaymentCapture:
-			res, err = w.pay.Capture(ctx, req)
+			res, err = pay.Capture(ctx, req)
 		default:
-			res, err = w.pay.Confirm(ctx, req)
+			res, err = pay.Confirm(ctx, req)
 		}
 		report = store.PaymentResult
 	case tasks.TypePaymentVoid:
@@ -74,7 +77,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 			return w.complete(ctx, e, nil)
 		}
 		req.Reference, req.Amount, req.Purpose = auth.ProviderRef, auth.Amount, auth.Purpose
-		res, err = w.pay.Void(ctx, req)
+		res, err = pay.Void(ctx, req)
 	case tasks.TypePaymentRefund:
 		ref, amount, rerr := w.refundTarget(ctx, e)
 		if rerr != nil {
@@ -84,7 +87,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 			return w.complete(ctx, e, nil)
 		}
 		req.Reference, req.Amount = ref, amount
-		res, err = w.pay.Refund(ctx, req)
+		res, err = pay.Refund(ctx, req)
 	default:
 		return fmt.Errorf("no payment operation for %s: %w", e.Type, asynq.SkipRetry)
 	}
@@ -92,7 +95,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	if err == nil && !res.OK() {
 		outcome = "declined"
 	}
-	metrics.PaymentCall(w.pay.Name(), string(kind), outcome)
+	metrics.PaymentCall(pay.Name(), string(kind), outcome)
 	if errors.Is(err, payments.ErrNoReference) {
 		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
 	}
@@ -111,7 +114,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
 		OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: req.Purpose,
 		Amount: req.Amount, Currency: o.Currency, Status: status, ErrorCode: res.ErrorCode,
-		Provider: w.pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
+		Provider: pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
 	}, report)
 	if err != nil {
 		return err
@@ -273,7 +276,11 @@ func (w *worker) payments(ctx context.Context, e Effect, rows []store.OutboxRow,
 	if err != nil {
 		return nil, err
 	}
-	missing, err := MissingPayments(ctx, w.db, w.pay, e.OrderID, e.StoreID, rows, ps, types...)
+	pay, err := w.pays.For(ctx, e.StoreID)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := MissingPayments(ctx, w.db, pay, e.OrderID, e.StoreID, rows, ps, types...)
 	if err != nil {
 		return nil, err
 	}

@@ -45,18 +45,18 @@ type ReconcileOptions struct {
 // when it stays above zero; runbook in docs/operations.md).
 type Reconciler struct {
 	db   *store.DB
-	pay  payments.Provider
+	pays payments.Resolver
 	opts ReconcileOptions
 
 	mu       sync.Mutex
 	unmended map[string]bool
 }
 
-// NewReconciler returns the reconciliation of db's payments against pay
-// (nil: the sandbox on db).
-func NewReconciler(db *store.DB, pay payments.Provider, opts ReconcileOptions) *Reconciler {
-	if pay == nil {
-		pay = payments.NewSandbox(db)
+// NewReconciler returns the reconciliation of db's payments against each
+// store's provider as pays picks it (nil: the sandbox on db).
+func NewReconciler(db *store.DB, pays payments.Resolver, opts ReconcileOptions) *Reconciler {
+	if pays == nil {
+		pays = payments.Single(payments.NewSandbox(db))
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Minute
@@ -70,7 +70,7 @@ func NewReconciler(db *store.DB, pay payments.Provider, opts ReconcileOptions) *
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Reconciler{db: db, pay: pay, opts: opts, unmended: map[string]bool{}}
+	return &Reconciler{db: db, pays: pays, opts: opts, unmended: map[string]bool{}}
 }
 
 // Run reconciles every Interval until ctx is done; it returns nil then.
@@ -160,7 +160,11 @@ func (r *Reconciler) check(ctx context.Context, o store.OrderToReconcile) (recon
 	if err != nil {
 		return out, err
 	}
-	missing, err := MissingPayments(ctx, r.db, r.pay, o.ID, o.StoreID, rows, ps, paymentTypes...)
+	pay, err := r.pays.For(ctx, o.StoreID)
+	if err != nil {
+		return out, err
+	}
+	missing, err := MissingPayments(ctx, r.db, pay, o.ID, o.StoreID, rows, ps, paymentTypes...)
 	if err != nil {
 		return out, err
 	}
@@ -182,7 +186,7 @@ func (r *Reconciler) check(ctx context.Context, o store.OrderToReconcile) (recon
 	out.problem = strings.Join(problems, "; ")
 	for _, typ := range out.owed {
 		note := "reconciliation: " + out.problem + ": " + typ + " owed"
-		if err := r.db.OweReconciliation(ctx, o, typ, r.pay.Name(), note); err != nil {
+		if err := r.db.OweReconciliation(ctx, o, typ, pay.Name(), note); err != nil {
 			return out, err
 		}
 	}
