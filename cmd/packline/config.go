@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/packline/packline/api"
+	"github.com/packline/packline/internal/secrets"
 	"github.com/packline/packline/notify"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// stored, sent nowhere).
 	SMTP *notify.SMTPConfig   // PACKLINE_SMTP_URL
 	SMS  *notify.TwilioConfig // PACKLINE_SMS_ACCOUNT_SID, PACKLINE_SMS_AUTH_TOKEN, PACKLINE_SMS_FROM, PACKLINE_SMS_BASE_URL
+
+	// Payments (payments.go).
+	Production   bool             // PACKLINE_ENV=production: the sandbox only for stores marked test
+	Secrets      *secrets.Keyring // PACKLINE_SECRET_KEY, PACKLINE_SECRET_KEYS_OLD: seals stores' provider keys
+	StripeAPIURL string           // PACKLINE_STRIPE_API_URL: Stripe's API base URL (stripe-mock in tests)
 }
 
 // readConfig reads the environment through getenv. A bad value is an error
@@ -96,6 +102,9 @@ func readConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := readNotifyConfig(getenv, &c); err != nil {
+		return c, err
+	}
+	if err := readPaymentsConfig(getenv, &c); err != nil {
 		return c, err
 	}
 	switch c.LogLevel {

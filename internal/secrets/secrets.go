@@ -53,10 +53,13 @@ type Keyring struct {
 // FromEnv reads the keyring from PACKLINE_SECRET_KEY and
 // PACKLINE_SECRET_KEYS_OLD. With neither set it returns the zero Keyring
 // and no error: whatever needs a secret refuses then, saying so.
-func FromEnv() (*Keyring, error) {
-	cur := strings.TrimSpace(os.Getenv(EnvKey))
+func FromEnv() (*Keyring, error) { return FromGetenv(os.Getenv) }
+
+// FromGetenv is FromEnv reading the environment through getenv.
+func FromGetenv(getenv func(string) string) (*Keyring, error) {
+	cur := strings.TrimSpace(getenv(EnvKey))
 	var old []string
-	for _, k := range strings.Split(os.Getenv(EnvOldKeys), ",") {
+	for _, k := range strings.Split(getenv(EnvOldKeys), ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			old = append(old, k)
 		}
