@@ -1,52 +1,26 @@
 package api_test
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/packline/packline/api"
-	"github.com/packline/packline/internal/secrets"
+	"github.com/packline/packline/internal/testio"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/payments/stripetest"
 	"github.com/stripe/stripe-go/v85/webhook"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A merchant sets its Stripe keys; they are never shown back nor logged;
 // Stripe's signed events for the store then move its orders, and forged or
 // replayed ones do not.
 func TestStripeAccountAndWebhooksOverHTTP(t *testing.T) {
 	fake := stripetest.Start(t)
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	keys, err := secrets.New(base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
+	keys := stripetest.Keyring(t)
+	var logs testio.SyncBuffer
 	acc := &payments.Accounts{Keys: keys, StripeURL: fake.URL}
 	hooks := &payments.StripeWebhooks{Accounts: acc}
 	c := newClientWith(t, "sqlite", "made-to-order", api.Config{PaymentAccounts: acc, PaymentWebhooks: hooks,

@@ -1,8 +1,6 @@
 package payments_test
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -14,17 +12,6 @@ import (
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 )
-
-func testKeyring(t *testing.T) *secrets.Keyring {
-	t.Helper()
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	k, err := secrets.New(base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // A store pays through its own Stripe account once it has one, on the
 // sandbox before; production refuses the sandbox to a store not marked
@@ -38,7 +25,7 @@ func TestAccountsPickTheStoresProvider(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		acc := &payments.Accounts{DB: db, Keys: testKeyring(t), StripeURL: fake.URL}
+		acc := &payments.Accounts{DB: db, Keys: stripetest.Keyring(t), StripeURL: fake.URL}
 		if p, err := acc.For(ctx, s.ID); err != nil || p.Name() != "sandbox" {
 			t.Fatalf("a store without an account: %v %v, want the sandbox", p, err)
 		}
@@ -87,7 +74,7 @@ func TestAccountsPickTheStoresProvider(t *testing.T) {
 			t.Fatalf("webhook secret: %q %v", wh, err)
 		}
 		// Another server's key cannot open them.
-		other := &payments.Accounts{DB: db, Keys: testKeyring(t)}
+		other := &payments.Accounts{DB: db, Keys: stripetest.Keyring(t)}
 		if _, err := other.For(ctx, s.ID); !errors.Is(err, secrets.ErrOpen) {
 			t.Fatalf("opened with another key: %v", err)
 		}

@@ -29,15 +29,7 @@ func TestStripeAgainstStripeMock(t *testing.T) {
 		ops := map[string]func(context.Context, payments.Request) (payments.Result, error){
 			"authorize": st.Authorize, "capture": st.Capture, "confirm": st.Confirm,
 		}
-		want := map[string]map[string]string{ // method → op → decline code
-			payments.MethodVisa:                {"authorize": "", "capture": "", "confirm": ""},
-			payments.MethodChargeDeclined:      {"authorize": "card_declined", "capture": "card_declined", "confirm": "card_declined"},
-			payments.MethodChargeDeclinedFunds: {"authorize": "insufficient_funds", "capture": "insufficient_funds", "confirm": "insufficient_funds"},
-			payments.MethodChargeCustomerFail:  {"authorize": "", "capture": "card_declined", "confirm": "card_declined"},
-			"pm_card_unknown":                  {"authorize": "invalid_payment_method"},
-			"":                                 {"confirm": "payment_method_missing"},
-		}
-		for method, byOp := range want {
+		for method, byOp := range testCards {
 			for op, code := range byOp {
 				key := "eff_" + op + strings.TrimPrefix(method, "pm_card_")
 				res, err := ops[op](ctx, payments.Request{IdempotencyKey: key, OrderID: "ord_1", StoreID: "st_1", PaymentMethod: method, Amount: 100, Currency: "USD"})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/packline/packline"
 	"github.com/packline/packline/payments"
+	"github.com/packline/packline/payments/stripetest"
 	"github.com/packline/packline/store"
 	"github.com/packline/packline/store/storetest"
 	"github.com/stripe/stripe-go/v85/webhook"
@@ -31,7 +32,7 @@ func newHookEnv(t *testing.T, dialect, flow string) hookEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := testKeyring(t)
+	keys := stripetest.Keyring(t)
 	sk, _ := keys.Seal(s.ID+"|stripe|secret_key", "sk_test_x")
 	wh, _ := keys.Seal(s.ID+"|stripe|webhook_secret", whsec)
 	if _, err := db.PutPaymentAccount(t.Context(), store.PaymentAccount{StoreID: s.ID, Provider: "stripe", AccountID: "acct_1",

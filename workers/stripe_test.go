@@ -1,14 +1,11 @@
 package workers_test
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/packline/packline/internal/secrets"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/payments/stripetest"
 	"github.com/packline/packline/store"
@@ -23,12 +20,7 @@ import (
 func stripeSetup(t *testing.T, dialect, flow string, o setupOpts) (*env, *stripetest.Server, *payments.Accounts) {
 	t.Helper()
 	fake := stripetest.Start(t)
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	keys, err := secrets.New(base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := stripetest.Keyring(t)
 	o.noStart = true
 	e := setup(t, dialect, flow, o)
 	acc := &payments.Accounts{DB: e.db.DB, Keys: keys, StripeURL: fake.URL, Production: true}
@@ -41,14 +33,18 @@ func stripeSetup(t *testing.T, dialect, flow string, o setupOpts) (*env, *stripe
 	return e, fake, acc
 }
 
-// stripeOnly checks every payment of the order went through Stripe.
-func stripeOnly(t *testing.T, ps []store.Payment) {
+// stripePayments waits for the order's effects to settle and returns its
+// payments, checking that every one went through Stripe.
+func stripePayments(t *testing.T, e *env, orderID string) []store.Payment {
 	t.Helper()
+	e.waitSettled(orderID)
+	ps := e.payments(orderID)
 	for _, p := range ps {
 		if p.Provider != "stripe" || p.ProviderRef == "" && p.Status == store.PaymentSucceeded {
 			t.Fatalf("payment not made through Stripe: %+v", p)
 		}
 	}
+	return ps
 }
 
 // 000: the checkout payment is a confirmed PaymentIntent; cancelling the
@@ -61,9 +57,7 @@ func TestStripeMadeToOrderPaidThenCancelRefunds(t *testing.T) {
 		e.send(o.ID, "cancel", merchant, nil)
 		e.waitStatus(o.ID, "cancelled")
 		e.waitPayments(o.ID, func(ps []store.Payment) bool { return len(ps) == 2 })
-		e.waitSettled(o.ID)
-		ps := e.payments(o.ID)
-		stripeOnly(t, ps)
+		ps := stripePayments(t, e, o.ID)
 		if ps[0].Kind != "confirm" || ps[0].Status != "succeeded" || ps[0].Amount != 2000 || !strings.HasPrefix(ps[0].ProviderRef, "pi_") ||
 			ps[1].Kind != "refund" || ps[1].Status != "succeeded" || ps[1].Amount != 2000 || !strings.HasPrefix(ps[1].ProviderRef, "re_") {
 			t.Fatalf("payments %+v", ps)
@@ -83,9 +77,7 @@ func TestStripeMadeToOrderDeclined(t *testing.T) {
 	e, _, _ := stripeSetup(t, "sqlite", "made-to-order", setupOpts{})
 	o := e.create(payments.MethodChargeDeclinedFunds)
 	e.waitEvent(o.ID, "payment_failed")
-	e.waitSettled(o.ID)
-	ps := e.payments(o.ID)
-	stripeOnly(t, ps)
+	ps := stripePayments(t, e, o.ID)
 	if len(ps) != 1 || ps[0].Status != "failed" || ps[0].ErrorCode != "insufficient_funds" || e.order(o.ID).Status != "pending_payment" {
 		t.Fatalf("payments %+v, status %s", ps, e.order(o.ID).Status)
 	}
@@ -104,9 +96,7 @@ func TestStripeRequestApprovalCheckChargeRetry(t *testing.T) {
 		e.send(o.ID, "retry_payment", customer, map[string]any{"payment_method": payments.MethodVisa})
 		e.waitFlag(o.ID, "paid")
 		e.send(o.ID, "complete", merchant, nil)
-		e.waitSettled(o.ID)
-		ps := e.payments(o.ID)
-		stripeOnly(t, ps)
+		ps := stripePayments(t, e, o.ID)
 		var got []string
 		var auth store.Payment
 		for _, p := range ps {
@@ -135,9 +125,7 @@ func TestStripePrepaidSimpleCancelRefunds(t *testing.T) {
 	e.waitFlag(o.ID, "paid")
 	e.send(o.ID, "cancel", customer, nil)
 	e.waitPayments(o.ID, func(ps []store.Payment) bool { return len(ps) == 2 })
-	e.waitSettled(o.ID)
-	ps := e.payments(o.ID)
-	stripeOnly(t, ps)
+	ps := stripePayments(t, e, o.ID)
 	if ps[0].Kind != "confirm" || ps[1].Kind != "refund" || ps[1].Amount != ps[0].Amount || ps[1].Status != "succeeded" {
 		t.Fatalf("payments %+v", ps)
 	}

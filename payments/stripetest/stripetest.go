@@ -22,8 +22,9 @@ package stripetest
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/build"
 	"io"
@@ -40,7 +41,24 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/packline/packline/internal/secrets"
+	"github.com/packline/packline/internal/testio"
 )
+
+// Keyring returns a keyring on a fresh random key, to seal stores' keys with.
+func Keyring(t testing.TB) *secrets.Keyring {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	k, err := secrets.New(base64.StdEncoding.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
 // Install is how stripe-mock is installed.
 const Install = "go install github.com/stripe/stripe-mock@v0.203.0"
@@ -61,7 +79,7 @@ func findBinary() (string, error) {
 	if p := filepath.Join(gopath, "bin", "stripe-mock"); isExec(p) {
 		return p, nil
 	}
-	root, err := repoRoot()
+	root, err := testio.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -78,23 +96,6 @@ func findBinary() (string, error) {
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode()&0o111 != 0
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
-	}
 }
 
 var listening = regexp.MustCompile(`Listening for HTTP at address: (\S+)`)
