@@ -44,8 +44,9 @@ type StripeConfig struct {
 	// HTTPClient defaults to a client with a 30 s timeout.
 	HTTPClient *http.Client
 	// NetworkRetries is how often the SDK retries a call that failed on the
-	// network or with a 5xx, under the same idempotency key, before the
-	// task's own retry (0: 1; negative: none).
+	// network (or that Stripe says to retry: a 409, Stripe-Should-Retry),
+	// under the same idempotency key, before the task's own retry (0: 1;
+	// negative: none). Stripe's own 5xx answers are the task's to retry.
 	NetworkRetries int
 }
 

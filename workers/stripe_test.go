@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/packline/packline"
 	"github.com/packline/packline/payments"
 	"github.com/packline/packline/payments/stripetest"
 	"github.com/packline/packline/store"
@@ -153,5 +154,38 @@ func TestStripeReconcileRecordsWhatStripeMade(t *testing.T) {
 	ps := e.payments(o.ID)
 	if len(ps) != 1 || ps[0].Provider != "stripe" || ps[0].Kind != "confirm" || ps[0].Status != "succeeded" || !strings.HasPrefix(ps[0].ProviderRef, "pi_") {
 		t.Fatalf("payments %+v", ps)
+	}
+}
+
+// One store's Stripe down does not stop the reconciliation of the other
+// stores (in production, a store with no account is still asked of what
+// the sandbox did for it); the store's orders are looked at again later.
+func TestStripeReconcileOneStoreDown(t *testing.T) {
+	e, fake, acc := stripeSetup(t, "sqlite", "prepaid-simple", setupOpts{})
+	ctx := t.Context()
+	o := e.create(payments.MethodVisa)
+	e.waitFlag(o.ID, "paid")
+	e.waitSettled(o.ID)
+	if _, err := e.db.SQL().ExecContext(ctx, e.db.SQL().Rebind(`DELETE FROM payments WHERE order_id = ?`), o.ID); err != nil {
+		t.Fatal(err)
+	}
+	cod, _, _, err := e.db.CreateStore(ctx, "cod", "cash-on-delivery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.db.CreateOrder(ctx, cod.ID, packline.Order{Currency: "USD", Customer: packline.Customer{Name: "Bo", Email: "bo@example.com"},
+		Lines: []packline.Line{line("MUG-1", 1)}}, customer, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := workers.NewReconciler(e.db.DB, acc, workers.ReconcileOptions{Idle: time.Nanosecond})
+	time.Sleep(10 * time.Millisecond)
+	fake.FailNext(503) // the SDK does not retry Stripe's own 5xx answers: the task (or the next pass) does
+	res, err := rec.Reconcile(ctx)
+	if err == nil || !strings.Contains(err.Error(), o.ID) || res.Checked != 1 || res.Matched != 1 {
+		t.Fatalf("pass with one store's Stripe down: %+v %v", res, err)
+	}
+	res, err = rec.Reconcile(ctx)
+	if err != nil || res.Recorded != 1 {
+		t.Fatalf("pass with Stripe back: %+v %v", res, err)
 	}
 }
