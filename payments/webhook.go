@@ -31,8 +31,9 @@ const (
 // StripeWebhooks takes Stripe's webhook events for the stores' accounts.
 //
 // Each delivery is verified with the SDK (webhook.ConstructEventWithOptions:
-// the store's signing secret, a 5 minute tolerance) and taken once per event
-// id (payment_events): a replay is a no-op. An event older than one taken
+// the store's signing secret, a 5 minute tolerance) and acted on once per
+// event id (payment_events, written after the event's idempotent action):
+// a replay is a no-op. An event older than one taken
 // about the same object is a no-op too, so a late event never moves an
 // order back. What an event does:
 //
@@ -88,24 +89,26 @@ func (h *StripeWebhooks) Handle(ctx context.Context, storeID string, payload []b
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(ev.Data.Raw, &obj)
-	fresh, stale, err := h.DB.TakePaymentEvent(ctx, store.PaymentEvent{Provider: ProviderStripe, EventID: ev.ID, StoreID: storeID,
-		Type: string(ev.Type), ObjectID: obj.ID, Created: ev.Created})
+	pe := store.PaymentEvent{Provider: ProviderStripe, EventID: ev.ID, StoreID: storeID, Type: string(ev.Type), ObjectID: obj.ID, Created: ev.Created}
+	taken, stale, err := h.DB.PaymentEventSeen(ctx, pe)
 	switch {
 	case err != nil:
 		return "", err
-	case !fresh:
+	case taken:
 		return WebhookDuplicate, nil
 	case stale:
 		h.log().InfoContext(ctx, "stripe event older than one taken about the same object: not applied",
 			"store_id", storeID, "event_id", ev.ID, "type", ev.Type, "object_id", obj.ID)
-		return WebhookStale, nil
+		return WebhookStale, h.DB.TakePaymentEvent(ctx, pe)
 	}
+	// Act, then record the event: every action is idempotent, so a crash
+	// between the two (or two deliveries at once) acts twice to no effect,
+	// and an error leaves the event to Stripe's redelivery.
 	out, err := h.apply(ctx, storeID, ev)
 	if err != nil {
-		// Not taken after all: Stripe's redelivery tries again.
-		if ferr := h.DB.ForgetPaymentEvent(ctx, ProviderStripe, ev.ID); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+		return "", err
+	}
+	if err := h.DB.TakePaymentEvent(ctx, pe); err != nil {
 		return "", err
 	}
 	return out, nil

@@ -246,6 +246,14 @@ func TestStripeWebhookDisputeRefundVoid(t *testing.T) {
 	if out := e.send(t, event("evt_d", "charge.dispute.created", now, dispute)); out != payments.WebhookApplied {
 		t.Fatalf("dispute: %s", out)
 	}
+	// A crash after the dispute was noted and before the event was
+	// recorded: Stripe's redelivery acts again, to no effect.
+	if _, err := e.db.SQL().ExecContext(ctx, `DELETE FROM payment_events`); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.send(t, event("evt_d", "charge.dispute.created", now, dispute)); out != payments.WebhookApplied {
+		t.Fatalf("dispute redelivered: %s", out)
+	}
 	charge := map[string]any{"id": "ch_1", "object": "charge", "amount": 100, "amount_refunded": 100, "currency": "usd", "payment_intent": "pi_auth"}
 	if out := e.send(t, event("evt_r", "charge.refunded", now, charge)); out != payments.WebhookApplied {
 		t.Fatalf("refund: %s", out)
@@ -262,14 +270,14 @@ func TestStripeWebhookDisputeRefundVoid(t *testing.T) {
 		t.Fatalf("notes:\n%s", all)
 	}
 	rows, _ := e.db.Outbox(ctx, o.ID)
-	found := false
+	disputed := 0
 	for _, r := range rows {
 		if eff, err := r.Effect(); err == nil && r.Type == "webhook:deliver" && eff.Webhook == "order.disputed" {
-			found = true
+			disputed++
 		}
 	}
-	if !found {
-		t.Fatal("no order.disputed webhook owed to the merchant")
+	if disputed != 1 || len(notes) != 2 {
+		t.Fatalf("%d order.disputed webhooks owed to the merchant, %d notes; want 1 and 2", disputed, len(notes))
 	}
 
 	// A void effect, then Stripe's cancellation of the intent finishes it.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/packline/packline"
 	"github.com/packline/packline/flows"
 )
@@ -153,39 +153,34 @@ type PaymentEvent struct {
 	Created  int64
 }
 
-// TakePaymentEvent records a webhook event once. fresh is false for an
-// event taken already (a replay); stale is set when an event about the same
-// object made later than this one was taken before it (it came out of
-// order): a stale event must not act.
-func (db *DB) TakePaymentEvent(ctx context.Context, e PaymentEvent) (fresh, stale bool, err error) {
-	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
-		r, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO payment_events (provider, event_id, store_id, type, object_id, created, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, event_id) DO NOTHING`),
-			e.Provider, e.EventID, e.StoreID, e.Type, e.ObjectID, e.Created, db.Now())
-		if err != nil {
-			return fmt.Errorf("take %s event %s: %w", e.Provider, e.EventID, err)
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return nil
-		}
-		fresh = true
-		var newer int
-		if err := tx.GetContext(ctx, &newer, db.rebind(`SELECT COUNT(*) FROM payment_events
-			WHERE provider = ? AND object_id = ? AND created > ? AND event_id <> ?`), e.Provider, e.ObjectID, e.Created, e.EventID); err != nil {
-			return fmt.Errorf("read events about %s: %w", e.ObjectID, err)
-		}
-		stale = newer > 0
-		return nil
-	})
-	return fresh, stale, err
+// PaymentEventSeen reports whether a webhook event was taken already (a
+// replay), and whether an event about the same object made later than this
+// one was taken before it (stale: it came out of order, and must not act).
+func (db *DB) PaymentEventSeen(ctx context.Context, e PaymentEvent) (taken, stale bool, err error) {
+	var got struct {
+		Taken int `db:"taken"`
+		Newer int `db:"newer"`
+	}
+	err = db.db.GetContext(ctx, &got, db.rebind(`SELECT
+		(SELECT COUNT(*) FROM payment_events WHERE provider = ? AND event_id = ?) AS taken,
+		(SELECT COUNT(*) FROM payment_events WHERE provider = ? AND object_id = ? AND created > ?) AS newer`),
+		e.Provider, e.EventID, e.Provider, e.ObjectID, e.Created)
+	if err != nil {
+		return false, false, fmt.Errorf("read %s event %s: %w", e.Provider, e.EventID, err)
+	}
+	return got.Taken > 0, got.Newer > 0, nil
 }
 
-// ForgetPaymentEvent removes a taken event whose handling failed, so that
-// the provider's redelivery is taken again.
-func (db *DB) ForgetPaymentEvent(ctx context.Context, provider, eventID string) error {
-	_, err := db.db.ExecContext(ctx, db.rebind(`DELETE FROM payment_events WHERE provider = ? AND event_id = ?`), provider, eventID)
+// TakePaymentEvent records that a webhook event was taken (once per event
+// id). The caller acts on the event first, idempotently, and records it
+// after: a crash between the two makes the provider's redelivery act again
+// (a no-op), never lose the event.
+func (db *DB) TakePaymentEvent(ctx context.Context, e PaymentEvent) error {
+	_, err := db.db.ExecContext(ctx, db.rebind(`INSERT INTO payment_events (provider, event_id, store_id, type, object_id, created, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, event_id) DO NOTHING`),
+		e.Provider, e.EventID, e.StoreID, e.Type, e.ObjectID, e.Created, db.Now())
 	if err != nil {
-		return fmt.Errorf("forget %s event %s: %w", provider, eventID, err)
+		return fmt.Errorf("take %s event %s: %w", e.Provider, e.EventID, err)
 	}
 	return nil
 }
@@ -221,18 +216,22 @@ func (db *DB) NoteFromProvider(ctx context.Context, storeID, orderID, provider, 
 	if err != nil {
 		return fmt.Errorf("read order %s: %w", orderID, err)
 	}
+	now := db.Now()
 	b := &batch{}
-	if webhook == "" {
-		b.add(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
-			SELECT id, version, ?, 'note', status, status, ?, ?, ? FROM orders WHERE id = ?`,
-			db.Now(), string(packline.ActorPayment), provider, note, orderID)
-	} else {
+	// Once per note, however often the provider sends its event.
+	b.add(`INSERT INTO timeline (order_id, version, at, event, from_state, to_state, actor_type, actor_id, note)
+		SELECT id, version, ?, 'note', status, status, ?, ?, ? FROM orders WHERE id = ?
+		AND NOT EXISTS (SELECT 1 FROM timeline WHERE order_id = ? AND event = 'note' AND actor_type = ? AND note = ?)`,
+		now, string(packline.ActorPayment), provider, note, orderID, orderID, string(packline.ActorPayment), note)
+	if webhook != "" {
 		h := sha256.Sum256([]byte(orderID + "|" + provider + "|" + key))
-		id := "eff_" + hex.EncodeToString(h[:12])
-		e := flows.Effect{Type: string(flows.EffectWebhookDeliver), Webhook: webhook, Event: "provider_event"}
-		if err := owePaymentEffect(b, id, orderID, storeID, o.Version, 2000, e, provider, note, db.Now()); err != nil {
+		payload, err := json.Marshal(flows.Effect{Type: string(flows.EffectWebhookDeliver), Webhook: webhook, Event: "provider_event"})
+		if err != nil {
 			return err
 		}
+		b.insertRows("outbox", []string{"id", "order_id", "store_id", "version", "seq", "type", "payload", "status", "run_at", "created_at"},
+			[][]any{{"eff_" + hex.EncodeToString(h[:12]), orderID, storeID, o.Version, 2000, string(flows.EffectWebhookDeliver), string(payload), EffectPending, now, now}},
+			"ON CONFLICT (id) DO NOTHING")
 	}
 	if err := db.write(ctx, b); err != nil {
 		return fmt.Errorf("note %s event on order %s: %w", provider, orderID, err)
