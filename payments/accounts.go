@@ -163,15 +163,6 @@ func (a *Accounts) PutStripe(ctx context.Context, storeID, secretKey, webhookSec
 	return viewOf(got), nil
 }
 
-// stripeErrorOf says an SDK error briefly.
-func stripeErrorOf(op string, err error) error {
-	var se *stripe.Error
-	if errors.As(err, &se) {
-		return stripeError(op, se)
-	}
-	return err
-}
-
 func hasAnyPrefix(s string, ps ...string) bool {
 	for _, p := range ps {
 		if strings.HasPrefix(s, p) {

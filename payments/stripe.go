@@ -207,7 +207,7 @@ func (s *Stripe) journal(ctx context.Context, key, objectID string) {
 func (s *Stripe) answer(ctx context.Context, op, key string, err error) (Result, error) {
 	var se *stripe.Error
 	if !errors.As(err, &se) {
-		return Result{}, fmt.Errorf("stripe %s: %w", op, err)
+		return Result{}, failure(op, err)
 	}
 	if se.Type == stripe.ErrorTypeCard {
 		res := Result{Status: Declined, ErrorCode: DeclineCode(se)}
@@ -217,15 +217,32 @@ func (s *Stripe) answer(ctx context.Context, op, key string, err error) (Result,
 		}
 		return res, nil
 	}
-	if se.Type == stripe.ErrorTypeInvalidRequest && se.Code == stripe.ErrorCodeResourceMissing {
-		if se.Param == "payment_method" {
-			// The customer's payment method does not exist: their answer
-			// to give, not the fleet's to retry.
-			return Result{Status: Declined, ErrorCode: CodeUnknownMethod}, nil
-		}
-		return Result{}, fmt.Errorf("%w: stripe %s: %s", ErrNoReference, op, se.Msg)
+	if se.Type == stripe.ErrorTypeInvalidRequest && se.Code == stripe.ErrorCodeResourceMissing && se.Param == "payment_method" {
+		// The customer's payment method does not exist: their answer to
+		// give, not the fleet's to retry.
+		return Result{Status: Declined, ErrorCode: CodeUnknownMethod}, nil
 	}
-	return Result{}, stripeError(op, se)
+	return Result{}, failure(op, err)
+}
+
+// failure is an SDK error that is no answer: ErrNoReference for an object
+// Stripe does not know (a void's or a refund's intent), else the error said
+// briefly.
+func failure(op string, err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) && se.Type == stripe.ErrorTypeInvalidRequest && se.Code == stripe.ErrorCodeResourceMissing {
+		return fmt.Errorf("%w: stripe %s: %s", ErrNoReference, op, se.Msg)
+	}
+	return stripeErrorOf(op, err)
+}
+
+// stripeErrorOf says an SDK error briefly.
+func stripeErrorOf(op string, err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		return stripeError(op, se)
+	}
+	return fmt.Errorf("stripe %s: %w", op, err)
 }
 
 // stripeError is an SDK error, said briefly: type, code, status, message and
@@ -292,8 +309,7 @@ func (s *Stripe) Void(ctx context.Context, r Request) (Result, error) {
 		if res, ok := s.voided(ctx, r.Reference, err); ok {
 			return res, nil
 		}
-		_, err := s.answer(ctx, opVoid, r.IdempotencyKey, err)
-		return Result{}, err
+		return Result{}, failure(opVoid, err)
 	}
 	p := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonRequestedByCustomer))}
 	if r.Purpose == "card_check" {
@@ -305,8 +321,7 @@ func (s *Stripe) Void(ctx context.Context, r Request) (Result, error) {
 		if res, ok := s.voided(ctx, r.Reference, err); ok {
 			return res, nil
 		}
-		_, err := s.answer(ctx, opVoid, r.IdempotencyKey, err)
-		return Result{}, err
+		return Result{}, failure(opVoid, err)
 	}
 	if pi.Status != stripe.PaymentIntentStatusCanceled {
 		return Result{}, fmt.Errorf("stripe void: intent %s is %s after its cancellation", pi.ID, pi.Status)
