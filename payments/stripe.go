@@ -183,6 +183,13 @@ func (s *Stripe) charge(ctx context.Context, op string, r Request) (Result, erro
 		return res, err
 	}
 	s.journal(ctx, r.IdempotencyKey, pi.ID)
+	if pi.Status == stripe.PaymentIntentStatusProcessing {
+		// A retried call gets Stripe's first answer replayed: while that
+		// says processing, the intent as it is now says more.
+		if now, err := s.sc.V1PaymentIntents.Retrieve(ctx, pi.ID, nil); err == nil {
+			pi = now
+		}
+	}
 	return intentResult(op, pi)
 }
 

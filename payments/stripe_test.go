@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/packline/packline/payments"
@@ -204,5 +205,30 @@ func TestStripeErrorShapes(t *testing.T) {
 				t.Fatalf("%+v %v, want declined %s", res, err, c.code)
 			}
 		})
+	}
+}
+
+// A charge still processing retries; the retry's replayed answer still says
+// processing, so the intent is read as it is now.
+func TestStripeProcessingThenSettled(t *testing.T) {
+	db := storetest.Open(t, "sqlite", store.Options{})
+	var settled atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		status := "processing"
+		if r.Method == http.MethodGet && settled.Load() {
+			status = "succeeded"
+		}
+		_, _ = w.Write([]byte(`{"id":"pi_p","object":"payment_intent","status":"` + status + `"}`))
+	}))
+	defer srv.Close()
+	st := newStripe(t, db, srv.URL)
+	req := payments.Request{IdempotencyKey: "eff_p", PaymentMethod: payments.MethodVisa, Amount: 100, Currency: "USD"}
+	if _, err := st.Confirm(t.Context(), req); !errors.Is(err, payments.ErrPending) {
+		t.Fatalf("processing: %v, want ErrPending", err)
+	}
+	settled.Store(true)
+	if res, err := st.Confirm(t.Context(), req); err != nil || !res.OK() || res.Reference != "pi_p" {
+		t.Fatalf("retry once settled: %+v %v", res, err)
 	}
 }
