@@ -48,6 +48,12 @@ type Config struct {
 	// WebhookAllowPrivate admits webhook endpoint URLs on private,
 	// loopback and link-local addresses (PACKLINE_WEBHOOK_ALLOW_PRIVATE).
 	WebhookAllowPrivate bool
+
+	// PaymentAccounts are the stores' own Stripe accounts
+	// (PUT/GET /v1/store/payments/stripe); PaymentWebhooks takes Stripe's
+	// events (POST /v1/payments/stripe/webhooks…). Nil: 404.
+	PaymentAccounts PaymentAccounts
+	PaymentWebhooks PaymentWebhooks
 }
 
 // Server is the intake API.
@@ -70,6 +76,10 @@ type Server struct {
 
 	// Webhook endpoints (webhooks.go).
 	allowPrivate bool
+
+	// Payment accounts and webhooks (payments.go).
+	paymentAccounts PaymentAccounts
+	paymentWebhooks PaymentWebhooks
 }
 
 // access says who may call a route.
@@ -108,6 +118,10 @@ var routes = []route{
 	{"DELETE", "/v1/webhook-endpoints/{id}", merchant, (*Server).deleteWebhookEndpoint},
 	{"GET", "/v1/webhook-endpoints/{id}/deliveries", merchant, (*Server).listWebhookDeliveries},
 	{"POST", "/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/replay", merchant, (*Server).replayWebhookDelivery},
+	{"PUT", "/v1/store/payments/stripe", merchant, (*Server).putStripeAccount},
+	{"GET", "/v1/store/payments/stripe", merchant, (*Server).getStripeAccount},
+	{"POST", "/v1/payments/{provider}/webhooks", public, (*Server).paymentWebhookByMetadata},
+	{"POST", "/v1/payments/{provider}/webhooks/{store_id}", public, (*Server).paymentWebhook},
 }
 
 // New returns the API's handler.
@@ -116,6 +130,7 @@ func New(cfg Config) http.Handler {
 		buckets: map[string]*rate.Limiter{}, badKeys: map[string]*rate.Limiter{}, goodKeys: map[[32]byte]bool{}}
 	s.couriers, s.publicURL = cfg.Couriers, strings.TrimRight(cfg.PublicURL, "/")
 	s.allowPrivate = cfg.WebhookAllowPrivate
+	s.paymentAccounts, s.paymentWebhooks = cfg.PaymentAccounts, cfg.PaymentWebhooks
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -34,6 +34,9 @@ type Request struct {
 	// the fleet uses the effect id.
 	IdempotencyKey string
 	OrderID        string
+	// StoreID is the order's store, for the provider's records (Stripe's
+	// metadata).
+	StoreID string
 	// PaymentMethod is the customer's payment method (a Stripe test token
 	// such as pm_card_visa on the sandbox); empty for void and refund.
 	PaymentMethod string
@@ -44,6 +47,10 @@ type Request struct {
 	Reference string
 	// Purpose is why (card_check), for the provider's records.
 	Purpose string
+	// Reason is why a refund is made, as Stripe names it
+	// (requested_by_customer, duplicate, fraudulent); empty is
+	// requested_by_customer.
+	Reason string
 }
 
 // Result is a provider's answer.

@@ -10,6 +10,18 @@ import (
 	"github.com/packline/packline/store/storetest"
 )
 
+// testCards are the answers to Stripe's test payment methods, by method and
+// operation (the decline code; "" succeeds): the sandbox's, and the Stripe
+// provider's through stripe-mock.
+var testCards = map[string]map[string]string{
+	payments.MethodVisa:                {"authorize": "", "capture": "", "confirm": ""},
+	payments.MethodChargeDeclined:      {"authorize": "card_declined", "capture": "card_declined", "confirm": "card_declined"},
+	payments.MethodChargeDeclinedFunds: {"authorize": "insufficient_funds", "capture": "insufficient_funds", "confirm": "insufficient_funds"},
+	payments.MethodChargeCustomerFail:  {"authorize": "", "capture": "card_declined", "confirm": "card_declined"},
+	"pm_card_unknown":                  {"authorize": "invalid_payment_method"},
+	"":                                 {"confirm": "payment_method_missing"},
+}
+
 func TestSandboxHonoursStripeTestMethods(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		sb := payments.NewSandbox(storetest.Open(t, dialect, store.Options{}))
@@ -17,15 +29,7 @@ func TestSandboxHonoursStripeTestMethods(t *testing.T) {
 		ops := map[string]func(context.Context, payments.Request) (payments.Result, error){
 			"authorize": sb.Authorize, "capture": sb.Capture, "confirm": sb.Confirm,
 		}
-		want := map[string]map[string]string{ // method → op → decline code
-			payments.MethodVisa:                {"authorize": "", "capture": "", "confirm": ""},
-			payments.MethodChargeDeclined:      {"authorize": "card_declined", "capture": "card_declined", "confirm": "card_declined"},
-			payments.MethodChargeDeclinedFunds: {"authorize": "insufficient_funds", "capture": "insufficient_funds", "confirm": "insufficient_funds"},
-			payments.MethodChargeCustomerFail:  {"authorize": "", "capture": "card_declined", "confirm": "card_declined"},
-			"pm_card_unknown":                  {"authorize": "invalid_payment_method"},
-			"":                                 {"confirm": "payment_method_missing"},
-		}
-		for method, byOp := range want {
+		for method, byOp := range testCards {
 			for op, code := range byOp {
 				res, err := ops[op](ctx, payments.Request{IdempotencyKey: method + op, PaymentMethod: method, Amount: 100, Currency: "USD"})
 				if err != nil {

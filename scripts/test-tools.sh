@@ -11,11 +11,14 @@
 #            notify/testdata/twilio.yaml as a stand-in for Twilio
 #   redocly  Redocly's OpenAPI linter (npm), which make lint runs over
 #            api/openapi.yaml (config: redocly.yaml)
+#   stripe-mock  Stripe's own mock of its API (a Go module), which
+#            payments/stripetest starts for the Stripe provider's tests
 #
 # Cache: $PACKLINE_TOOLS_DIR, else $(go env GOCACHE)/packline-tools.
 set -euo pipefail
 
 MAILPIT_VERSION=v1.30.5
+STRIPE_MOCK_VERSION=v0.203.0
 PRISM_VERSION=5.14.2 # 5.15+ needs Node 24; this one runs on Node >= 18.20
 REDOCLY_VERSION=2.77.0 # Node 20.19+ (20.x) or 22.12+
 
@@ -59,12 +62,27 @@ npm_tool() {
 	echo "$bin"
 }
 
-[ $# -gt 0 ] || set -- mailpit prism redocly
+stripe_mock() {
+	local dir="$cache/stripe-mock-$STRIPE_MOCK_VERSION"
+	local bin="$dir/stripe-mock"
+	if [ ! -x "$bin" ]; then
+		local tmp
+		tmp=$(mktemp -d "$cache/stripe-mock.XXXXXX")
+		GOBIN="$tmp" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >&2
+		mkdir -p "$dir"
+		mv -f "$tmp/stripe-mock" "$bin" # atomic: a parallel run sees all or nothing
+		rm -rf "$tmp"
+	fi
+	echo "$bin"
+}
+
+[ $# -gt 0 ] || set -- mailpit prism stripe-mock redocly
 for tool in "$@"; do
 	case "$tool" in
 	mailpit) mailpit ;;
 	prism) prism ;;
 	redocly) npm_tool redocly @redocly/cli "$REDOCLY_VERSION" redocly ;;
-	*) echo "test-tools: unknown tool $tool (mailpit, prism, redocly)" >&2; exit 2 ;;
+	stripe-mock) stripe_mock ;;
+	*) echo "test-tools: unknown tool $tool (mailpit, prism, stripe-mock, redocly)" >&2; exit 2 ;;
 	esac
 done

@@ -139,6 +139,21 @@ func (db *DB) CompletePayment(ctx context.Context, id string, p Payment, report 
 	return out, got, nil
 }
 
+// PaymentResult is the event a recorded charge or authorization reports to
+// its order: payment_succeeded, or payment_failed with the decline code.
+// What was recorded first is the answer, even if a later one (a retried
+// run, the provider's webhook) differs: the worker and the payment webhooks
+// both report through it, so whichever records first wins.
+func PaymentResult(p Payment) *EffectReport {
+	rep := &EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
+		Data: map[string]any{"payment_id": p.ID}}
+	if p.Status != PaymentSucceeded {
+		rep.Event = string(flows.EventPaymentFailed)
+		rep.Data["error_code"] = p.ErrorCode
+	}
+	return rep
+}
+
 // Reversal is the effect type that gives back what a payment of kind took
 // or holds (a charge is refunded, a hold voided); ok is false for a kind that
 // moves no money to the merchant.

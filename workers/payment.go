@@ -28,10 +28,14 @@ import (
 func (w *worker) payment(ctx context.Context, e Effect) error {
 	o := e.Order
 	kind, _ := store.PaymentKindOf(e.Type)
-	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount}
+	pay, err := w.pays.For(ctx, o.StoreID)
+	if err != nil {
+		return fmt.Errorf("payment provider of order %s: %w", o.ID, err)
+	}
+	req := payments.Request{IdempotencyKey: e.ID, OrderID: o.ID, StoreID: o.StoreID, Currency: o.Currency, Purpose: e.Effect.Purpose, Amount: e.Effect.Amount,
+		Reason: dataString(e.Effect.Data, "reason")}
 	var (
 		res    payments.Result
-		err    error
 		report func(store.Payment) *store.EffectReport
 	)
 	if e.Runs > 1 && (e.Type == tasks.TypePaymentVoid || e.Type == tasks.TypePaymentRefund) {
@@ -39,7 +43,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		// answer is recorded as it is, whatever the order's money looks
 		// like now (another reversal recorded since would make this one
 		// look needless, and leave the provider's record unmatched).
-		if done, err := w.recordEarlierAnswer(ctx, e, kind); done || err != nil {
+		if done, err := w.recordEarlierAnswer(ctx, e, pay, kind); done || err != nil {
 			return err
 		}
 	}
@@ -66,22 +70,13 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 		}
 		switch e.Type {
 		case tasks.TypePaymentAuthorize:
-			res, err = w.pay.Authorize(ctx, req)
+			res, err = pay.Authorize(ctx, req)
 		case tasks.TypePaymentCapture:
-			res, err = w.pay.Capture(ctx, req)
+			res, err = pay.Capture(ctx, req)
 		default:
-			res, err = w.pay.Confirm(ctx, req)
+			res, err = pay.Confirm(ctx, req)
 		}
-		report = func(p store.Payment) *store.EffectReport {
-			// What was recorded first is the answer, even if this run's differs.
-			rep := &store.EffectReport{Event: string(flows.EventPaymentSucceeded), Actor: packline.Actor{Type: packline.ActorPayment, ID: p.Provider},
-				Data: map[string]any{"payment_id": p.ID}}
-			if p.Status != store.PaymentSucceeded {
-				rep.Event = string(flows.EventPaymentFailed)
-				rep.Data["error_code"] = p.ErrorCode
-			}
-			return rep
-		}
+		report = store.PaymentResult
 	case tasks.TypePaymentVoid:
 		auth, done, verr := w.voidTarget(ctx, e)
 		if verr != nil || done {
@@ -91,7 +86,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 			return w.complete(ctx, e, nil)
 		}
 		req.Reference, req.Amount, req.Purpose = auth.ProviderRef, auth.Amount, auth.Purpose
-		res, err = w.pay.Void(ctx, req)
+		res, err = pay.Void(ctx, req)
 	case tasks.TypePaymentRefund:
 		ref, amount, rerr := w.refundTarget(ctx, e)
 		if rerr != nil {
@@ -101,7 +96,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 			return w.complete(ctx, e, nil)
 		}
 		req.Reference, req.Amount = ref, amount
-		res, err = w.pay.Refund(ctx, req)
+		res, err = pay.Refund(ctx, req)
 	default:
 		return fmt.Errorf("no payment operation for %s: %w", e.Type, asynq.SkipRetry)
 	}
@@ -109,7 +104,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	if err == nil && !res.OK() {
 		outcome = "declined"
 	}
-	metrics.PaymentCall(w.pay.Name(), string(kind), outcome)
+	metrics.PaymentCall(pay.Name(), string(kind), outcome)
 	if errors.Is(err, payments.ErrNoReference) {
 		return fmt.Errorf("%s payment of order %s: %w: %w", kind, o.ID, err, asynq.SkipRetry)
 	}
@@ -128,7 +123,7 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
 		OrderID: o.ID, StoreID: o.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: req.Purpose,
 		Amount: req.Amount, Currency: o.Currency, Status: status, ErrorCode: res.ErrorCode,
-		Provider: w.pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
+		Provider: pay.Name(), ProviderRef: res.Reference, PaymentMethod: req.PaymentMethod,
 	}, report)
 	if err != nil {
 		return err
@@ -140,8 +135,8 @@ func (w *worker) payment(ctx context.Context, e Effect) error {
 // recordEarlierAnswer records what the provider did under the effect's key
 // in an earlier run, if it did anything, and finishes the effect with it;
 // done reports that it did.
-func (w *worker) recordEarlierAnswer(ctx context.Context, e Effect, kind store.PaymentKind) (done bool, err error) {
-	op, found, err := w.pay.Lookup(ctx, e.ID)
+func (w *worker) recordEarlierAnswer(ctx context.Context, e Effect, pay payments.Provider, kind store.PaymentKind) (done bool, err error) {
+	op, found, err := pay.Lookup(ctx, e.ID)
 	if err != nil {
 		return false, fmt.Errorf("look up %s %s: %w", kind, e.ID, err)
 	}
@@ -158,7 +153,7 @@ func (w *worker) recordEarlierAnswer(ctx context.Context, e Effect, kind store.P
 	out, _, err := w.db.CompletePayment(ctx, e.ID, store.Payment{
 		OrderID: e.OrderID, StoreID: e.StoreID, IdempotencyKey: e.ID, Kind: kind, Purpose: e.Effect.Purpose,
 		Amount: op.Amount, Currency: op.Currency, Status: status, ErrorCode: op.ErrorCode,
-		Provider: w.pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod,
+		Provider: pay.Name(), ProviderRef: op.Reference, PaymentMethod: op.PaymentMethod,
 	}, nil)
 	if err != nil {
 		return false, err
@@ -320,7 +315,11 @@ func (w *worker) payments(ctx context.Context, e Effect, rows []store.OutboxRow,
 	if err != nil {
 		return nil, err
 	}
-	missing, err := MissingPayments(ctx, w.db, w.pay, e.OrderID, e.StoreID, rows, ps, types...)
+	pay, err := w.pays.For(ctx, e.StoreID)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := MissingPayments(ctx, w.db, pay, e.OrderID, e.StoreID, rows, ps, types...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -45,18 +46,18 @@ type ReconcileOptions struct {
 // when it stays above zero; runbook in docs/operations.md).
 type Reconciler struct {
 	db   *store.DB
-	pay  payments.Provider
+	pays payments.Resolver
 	opts ReconcileOptions
 
 	mu       sync.Mutex
 	unmended map[string]bool
 }
 
-// NewReconciler returns the reconciliation of db's payments against pay
-// (nil: the sandbox on db).
-func NewReconciler(db *store.DB, pay payments.Provider, opts ReconcileOptions) *Reconciler {
-	if pay == nil {
-		pay = payments.NewSandbox(db)
+// NewReconciler returns the reconciliation of db's payments against each
+// store's provider as pays picks it (nil: the sandbox on db).
+func NewReconciler(db *store.DB, pays payments.Resolver, opts ReconcileOptions) *Reconciler {
+	if pays == nil {
+		pays = payments.Single(payments.NewSandbox(db))
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Minute
@@ -70,7 +71,7 @@ func NewReconciler(db *store.DB, pay payments.Provider, opts ReconcileOptions) *
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Reconciler{db: db, pay: pay, opts: opts, unmended: map[string]bool{}}
+	return &Reconciler{db: db, pays: pays, opts: opts, unmended: map[string]bool{}}
 }
 
 // Run reconciles every Interval until ctx is done; it returns nil then.
@@ -108,10 +109,17 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// One store's provider that cannot answer (Stripe down, a revoked key)
+	// leaves its orders for the next pass; the other stores' go on.
+	var unasked []error
 	for _, o := range orders {
 		found, err := r.check(ctx, o)
 		if err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return res, err
+			}
+			unasked = append(unasked, fmt.Errorf("order %s of store %s: %w", o.ID, o.StoreID, err))
+			continue
 		}
 		res.Checked++
 		res.Recorded += found.recorded
@@ -139,7 +147,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	res.Unreconciled = len(r.unmended)
 	r.mu.Unlock()
 	metrics.SetPaymentsUnreconciled(res.Unreconciled)
-	return res, nil
+	return res, errors.Join(unasked...)
 }
 
 // reconciliation is what check found of one order.
@@ -160,7 +168,16 @@ func (r *Reconciler) check(ctx context.Context, o store.OrderToReconcile) (recon
 	if err != nil {
 		return out, err
 	}
-	missing, err := MissingPayments(ctx, r.db, r.pay, o.ID, o.StoreID, rows, ps, paymentTypes...)
+	pay, err := r.pays.For(ctx, o.StoreID)
+	if errors.Is(err, payments.ErrSandboxRefused) {
+		// Production takes no payment on the sandbox for this store; what
+		// the sandbox did for it before may still be asked.
+		pay, err = payments.NewSandbox(r.db), nil
+	}
+	if err != nil {
+		return out, err
+	}
+	missing, err := MissingPayments(ctx, r.db, pay, o.ID, o.StoreID, rows, ps, paymentTypes...)
 	if err != nil {
 		return out, err
 	}
@@ -182,7 +199,7 @@ func (r *Reconciler) check(ctx context.Context, o store.OrderToReconcile) (recon
 	out.problem = strings.Join(problems, "; ")
 	for _, typ := range out.owed {
 		note := "reconciliation: " + out.problem + ": " + typ + " owed"
-		if err := r.db.OweReconciliation(ctx, o, typ, r.pay.Name(), note); err != nil {
+		if err := r.db.OweReconciliation(ctx, o, typ, pay.Name(), note); err != nil {
 			return out, err
 		}
 	}

@@ -32,8 +32,10 @@ import (
 // are optional.
 type Deps struct {
 	DB *store.DB
-	// Payments is the payment provider; nil means the sandbox on DB.
-	Payments payments.Provider
+	// Payments picks each store's payment provider (payments.Accounts: its
+	// own Stripe account, else the sandbox); nil means the sandbox on DB
+	// for every store.
+	Payments payments.Resolver
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics observes each task run; nil observes nothing.
@@ -166,7 +168,7 @@ func (d Deps) external() []external {
 // worker holds the handlers' dependencies.
 type worker struct {
 	db   *store.DB
-	pay  payments.Provider
+	pays payments.Resolver
 	log  *slog.Logger
 	hold func(ctx context.Context, point string, e Effect)
 }
@@ -177,9 +179,9 @@ func NewMux(deps Deps) *asynq.ServeMux {
 	if deps.DB == nil {
 		panic("workers: Deps.DB is required")
 	}
-	w := &worker{db: deps.DB, pay: deps.Payments, log: deps.Logger, hold: deps.hold}
-	if w.pay == nil {
-		w.pay = payments.NewSandbox(deps.DB)
+	w := &worker{db: deps.DB, pays: deps.Payments, log: deps.Logger, hold: deps.hold}
+	if w.pays == nil {
+		w.pays = payments.Single(payments.NewSandbox(deps.DB))
 	}
 	if w.log == nil {
 		w.log = slog.Default()

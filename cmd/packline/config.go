@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/packline/packline/api"
+	"github.com/packline/packline/internal/secrets"
 	"github.com/packline/packline/notify"
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	// Which settings the environment gave, so packline dev uses its own
 	// defaults only for the others.
 	httpAddrSet, opsAddrSet, allowPrivateSet bool
+
+	// Payments (payments.go).
+	Production   bool             // PACKLINE_ENV=production: the sandbox only for stores marked test
+	Secrets      *secrets.Keyring // PACKLINE_SECRET_KEY, PACKLINE_SECRET_KEYS_OLD: seals stores' provider keys
+	StripeAPIURL string           // PACKLINE_STRIPE_API_URL: Stripe's API base URL (stripe-mock in tests)
 }
 
 // readConfig reads the environment through getenv. A bad value is an error
@@ -101,6 +107,9 @@ func readConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := readNotifyConfig(getenv, &c); err != nil {
+		return c, err
+	}
+	if err := readPaymentsConfig(getenv, &c); err != nil {
 		return c, err
 	}
 	switch c.LogLevel {

@@ -9,6 +9,7 @@
 //	packline dev                 every role in one process on embedded defaults
 //	packline stores create       creates a store and prints its keys
 //	packline stores set-rate-limit  sets or clears a store's API rate limit
+//	packline stores test-mode    marks a store a test store (the sandbox in production)
 //	packline flows list|show     lists and renders flows
 package main
 
@@ -46,6 +47,9 @@ Usage:
   packline stores set-rate-limit --name NAME (--rate N [--burst N] | --default)
                                             sets a store's per-key API rate limit (requests/s);
                                             --default returns it to PACKLINE_RATE_LIMIT/_BURST
+  packline stores test-mode --name NAME (--on | --off)
+                                            marks a store a test store: with PACKLINE_ENV=production
+                                            only a test store may pay on the sandbox
   packline flows list                       lists the flows
   packline flows show NAME [--format mermaid|dot]
                                             renders a flow as a diagram
@@ -146,6 +150,9 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	if len(args) > 0 && args[0] == "set-rate-limit" {
 		return storesSetRateLimit(ctx, cfg, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "test-mode" {
+		return storesTestMode(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return errors.New("usage: packline stores create --name NAME --flow FLOW | packline stores set-rate-limit --name NAME --rate N")
 	}
@@ -180,6 +187,38 @@ func stores(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	}
 	fmt.Fprintf(stdout, "store %s (%s) runs %s\n\n", s.Name, s.ID, s.Flow)
 	fmt.Fprintf(stdout, "storefront key: %s\nmerchant key:   %s\n\nThese keys are shown once; only their hashes are kept.\n", sf, mk)
+	return nil
+}
+
+const testModeUsage = "usage: packline stores test-mode --name NAME (--on | --off)"
+
+// storesTestMode marks a store a test store, or not: in production
+// (PACKLINE_ENV=production) only a test store may pay on the sandbox.
+func storesTestMode(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("stores test-mode", flag.ContinueOnError)
+	name := fs.String("name", "", "the store's name")
+	on := fs.Bool("on", false, "mark the store a test store")
+	off := fs.Bool("off", false, "mark the store a real one")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" || *on == *off {
+		return errors.New(testModeUsage)
+	}
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	s, err := db.SetStoreTestMode(ctx, *name, *on)
+	if err != nil {
+		return err
+	}
+	if *on {
+		fmt.Fprintf(stdout, "store %s (%s) is a test store: without a Stripe account it pays on the sandbox, in production too\n", s.Name, s.ID)
+		return nil
+	}
+	fmt.Fprintf(stdout, "store %s (%s) is a real store: in production it pays only through its own Stripe account\n", s.Name, s.ID)
 	return nil
 }
 

@@ -81,6 +81,8 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 	}
 
 	deps := workers.Deps{DB: db, Logger: log, Metrics: workers.MetricsFunc(metrics.ObserveEffect)}
+	pw := wirePayments(cfg, db, log)
+	deps.Payments = pw.accounts
 	cw, err := wireCouriers(ctx, cfg, roles, db, log)
 	if err != nil {
 		return err
@@ -121,9 +123,9 @@ func runRoles(ctx context.Context, cfg Config, roles []string, stderr io.Writer,
 			return fmt.Errorf("PACKLINE_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
 		apiAddr = ln.Addr().String()
-		h := api.New(api.Config{DB: db, Logger: log, Middleware: metrics.Instrument,
+		h := api.New(pw.apiConfig(api.Config{DB: db, Logger: log, Middleware: metrics.Instrument,
 			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-			Couriers: cw.registry, PublicURL: cfg.PublicURL, WebhookAllowPrivate: cfg.AllowPrivate})
+			Couriers: cw.registry, PublicURL: cfg.PublicURL, WebhookAllowPrivate: cfg.AllowPrivate}))
 		g.Go(func() error { return serve(ctx, log, "api", ln, h) })
 		if cw.player != nil {
 			g.Go(func() error { return cw.player.run(ctx, apiAddr) })

@@ -4,6 +4,9 @@ package testio
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -25,4 +28,23 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// RepoRoot is the nearest folder at or above the working directory (a test's
+// package folder) that holds go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
 }

@@ -12,7 +12,6 @@ package notifytest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,7 +38,7 @@ func Tool(t testing.TB, name, env string) string {
 		return p
 	}
 	once, _ := tools.LoadOrStore(name, sync.OnceValues(func() (string, error) {
-		root, err := repoRoot()
+		root, err := testio.RepoRoot()
 		if err != nil {
 			return "", err
 		}
@@ -61,25 +60,6 @@ func Tool(t testing.TB, name, env string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// repoRoot is the nearest folder at or above the working directory (a test's
-// package folder) that holds go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
