@@ -118,7 +118,8 @@ func (a *Accounts) GetStripe(ctx context.Context, storeID string) (StripeAccount
 
 // PutStripe sets the store's Stripe account: it checks the key with Stripe
 // (GET /v1/account, which also names the account), seals both secrets and
-// stores them. Bad input is EINVALID naming the field; a key Stripe refuses
+// stores them. In production a test key is taken only for a store marked
+// test. Bad input is EINVALID naming the field; a key Stripe refuses
 // is EINVALID on secret_key.
 func (a *Accounts) PutStripe(ctx context.Context, storeID, secretKey, webhookSecret string) (StripeAccount, error) {
 	if !a.Keys.Ready() {
@@ -134,6 +135,17 @@ func (a *Accounts) PutStripe(ctx context.Context, storeID, secretKey, webhookSec
 	}
 	if len(secretKey) < 16 || len(secretKey) > 255 || strings.ContainsAny(secretKey, " \t\r\n") {
 		return StripeAccount{}, packline.FieldError("secret_key", "a Stripe secret key is 16 to 255 characters without spaces")
+	}
+	if a.Production && !live {
+		// A test key moves no money: in production only a test store may
+		// pay with one, as only a test store may pay on the sandbox.
+		test, err := a.DB.StoreTestMode(ctx, storeID)
+		if err != nil {
+			return StripeAccount{}, err
+		}
+		if !test {
+			return StripeAccount{}, packline.FieldError("secret_key", "this server is in production: a test key (sk_test_, rk_test_) is taken only for a store marked test; give a live key")
+		}
 	}
 	if !strings.HasPrefix(webhookSecret, "whsec_") || len(webhookSecret) < 16 || len(webhookSecret) > 255 || strings.ContainsAny(webhookSecret, " \t\r\n") {
 		return StripeAccount{}, packline.FieldError("webhook_secret", "a Stripe webhook signing secret starts whsec_ (Stripe's dashboard shows it on the endpoint)")

@@ -48,6 +48,16 @@ func TestAccountsPickTheStoresProvider(t *testing.T) {
 				t.Errorf("bad %s: %v, want EINVALID naming it", field, err)
 			}
 		}
+		// Production takes a test key only for a test store.
+		if _, err := db.SetStoreTestMode(ctx, "anvil", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := acc.PutStripe(ctx, s.ID, stripetest.Key, "whsec_test_secret_0123456789"); packline.ErrorCode(err) != packline.EINVALID {
+			t.Fatalf("a test key for a real store in production: %v", err)
+		}
+		if _, err := db.SetStoreTestMode(ctx, "anvil", true); err != nil {
+			t.Fatal(err)
+		}
 		view, err := acc.PutStripe(ctx, s.ID, stripetest.Key, "whsec_test_secret_0123456789")
 		if err != nil {
 			t.Fatal(err)

@@ -45,7 +45,8 @@ const (
 //     no-op;
 //   - payment_intent.canceled finishes the void that cancelled the intent,
 //     or notes a cancellation made outside packline;
-//   - charge.refunded notes the refund on the order's timeline;
+//   - charge.refunded notes the refund on the order's timeline, and
+//     records a refund made in Stripe's dashboard (see refunded);
 //   - charge.dispute.created notes the dispute on the timeline and sends
 //     the merchant's endpoints order.disputed.
 type StripeWebhooks struct {
@@ -170,8 +171,7 @@ func (h *StripeWebhooks) apply(ctx context.Context, storeID string, ev stripe.Ev
 		if ch.PaymentIntent == nil {
 			return WebhookIgnored, nil
 		}
-		note := fmt.Sprintf("Stripe: charge %s refunded, %s of %s in all", ch.ID, minor(ch.AmountRefunded, ch.Currency), minor(ch.Amount, ch.Currency))
-		return h.note(ctx, storeID, ev, ch.PaymentIntent.ID, note, "")
+		return h.refunded(ctx, storeID, ev, &ch)
 	case "charge.dispute.created":
 		var d stripe.Dispute
 		if err := json.Unmarshal(ev.Data.Raw, &d); err != nil {
@@ -270,6 +270,64 @@ func (h *StripeWebhooks) complete(ctx context.Context, ev stripe.Event, p store.
 			"event_id", ev.ID, "type", ev.Type, "payment_id", got.ID, "recorded", got.Status, "event", p.Status)
 	}
 	return WebhookNoop, nil
+}
+
+// errRefundRunning leaves a charge.refunded event to Stripe's redelivery
+// while a refund of the order is still to answer: it may be that refund.
+var errRefundRunning = errors.New("a refund of the order is still running; Stripe will deliver the event again")
+
+// refunded notes a refund of the charge and, when Stripe has refunded more
+// of it than the order's recorded refunds (one made in Stripe's dashboard:
+// "refunds are handled separately in Stripe"), records the difference as a
+// refund made outside packline, so a later refund the flow owes, and the
+// reconciliation, count it. It waits (an error: Stripe delivers again) while
+// a refund effect of the order is still running.
+func (h *StripeWebhooks) refunded(ctx context.Context, storeID string, ev stripe.Event, ch *stripe.Charge) (string, error) {
+	charge, err := h.DB.PaymentByProviderRef(ctx, storeID, ProviderStripe, ch.PaymentIntent.ID)
+	if packline.ErrorCode(err) == packline.ENOTFOUND {
+		return WebhookIgnored, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	rows, err := h.DB.Outbox(ctx, charge.OrderID)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rows {
+		if r.Type == "payment:refund" && !r.Final() {
+			return "", errRefundRunning
+		}
+	}
+	ps, err := h.DB.Payments(ctx, charge.OrderID)
+	if err != nil {
+		return "", err
+	}
+	var charges, refunded int64
+	for _, p := range ps {
+		if p.Status != store.PaymentSucceeded {
+			continue
+		}
+		switch p.Kind {
+		case store.PaymentCapture, store.PaymentConfirm:
+			charges++
+		case store.PaymentRefund:
+			refunded += p.Amount
+		}
+	}
+	note := fmt.Sprintf("Stripe: charge %s refunded, %s of %s in all", ch.ID, minor(ch.AmountRefunded, ch.Currency), minor(ch.Amount, ch.Currency))
+	if outside := ch.AmountRefunded - refunded; outside > 0 && charges == 1 {
+		// One charge: what Stripe refunded of it and the records lack was
+		// refunded outside packline.
+		if _, err := h.DB.RecordPayment(ctx, store.Payment{OrderID: charge.OrderID, StoreID: storeID,
+			IdempotencyKey: fmt.Sprintf("stripe_%s_refunded_%d", ch.ID, ch.AmountRefunded), Kind: store.PaymentRefund,
+			Purpose: "outside_packline", Amount: outside, Currency: charge.Currency, Status: store.PaymentSucceeded,
+			Provider: ProviderStripe, ProviderRef: ch.ID}); err != nil {
+			return "", err
+		}
+		note += fmt.Sprintf("; %s of it outside packline (in Stripe's dashboard), recorded", minor(outside, ch.Currency))
+	}
+	return h.noteOrder(ctx, storeID, ev, charge.OrderID, note, "")
 }
 
 // note writes the event on the timeline of the order whose payment is the

@@ -296,3 +296,49 @@ func TestStripeWebhookDisputeRefundVoid(t *testing.T) {
 		t.Fatalf("payments %+v", ps)
 	}
 }
+
+// A refund made in Stripe's dashboard (seed 000: "refunds are handled
+// separately in Stripe") is recorded, once, so the refund the flow owes on
+// cancel gives back nothing more.
+func TestStripeWebhookDashboardRefundIsRecorded(t *testing.T) {
+	e := newHookEnv(t, "sqlite", "made-to-order")
+	o, eff := e.order(t, "payment:confirm")
+	ctx := t.Context()
+	if _, _, err := e.db.CompletePayment(ctx, eff, store.Payment{OrderID: o.ID, StoreID: e.store.ID, IdempotencyKey: eff, Kind: store.PaymentConfirm,
+		Amount: o.Total, Currency: "USD", Status: store.PaymentSucceeded, Provider: "stripe", ProviderRef: "pi_dash"}, store.PaymentResult); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	charge := map[string]any{"id": "ch_dash", "object": "charge", "amount": o.Total, "amount_refunded": 1000, "currency": "usd", "payment_intent": "pi_dash"}
+	if out := e.send(t, event("evt_dash1", "charge.refunded", now, charge)); out != payments.WebhookApplied {
+		t.Fatalf("dashboard refund: %s", out)
+	}
+	charge["amount_refunded"] = o.Total
+	if out := e.send(t, event("evt_dash2", "charge.refunded", now+1, charge)); out != payments.WebhookApplied {
+		t.Fatalf("the rest refunded: %s", out)
+	}
+	// Redelivered after a crash: recorded once.
+	if _, err := e.db.SQL().ExecContext(ctx, `DELETE FROM payment_events`); err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, event("evt_dash2", "charge.refunded", now+1, charge))
+	var refunded int64
+	n := 0
+	for _, p := range func() []store.Payment { ps, _ := e.db.Payments(ctx, o.ID); return ps }() {
+		if p.Kind == store.PaymentRefund {
+			refunded += p.Amount
+			n++
+		}
+	}
+	if n != 2 || refunded != o.Total {
+		t.Fatalf("%d refunds of %d in all, want 2 of %d", n, refunded, o.Total)
+	}
+	// While a refund effect of the order runs, the event waits for it.
+	if _, err := e.db.ApplyEvent(ctx, e.store.ID, o.ID, store.EventInput{Event: "cancel", Actor: packline.Actor{Type: packline.ActorMerchant}}); err != nil {
+		t.Fatal(err)
+	}
+	charge["amount_refunded"] = o.Total + 1
+	if _, err := e.hooks.Handle(ctx, e.store.ID, event("evt_dash3", "charge.refunded", now+2, charge), signed(event("evt_dash3", "charge.refunded", now+2, charge), whsec, time.Now())); err == nil {
+		t.Fatal("a charge.refunded during a refund effect was taken")
+	}
+}

@@ -25,6 +25,10 @@ func stripeSetup(t *testing.T, dialect, flow string, o setupOpts) (*env, *stripe
 	o.noStart = true
 	e := setup(t, dialect, flow, o)
 	acc := &payments.Accounts{DB: e.db.DB, Keys: keys, StripeURL: fake.URL, Production: true}
+	// A test key, in production: the store is marked test.
+	if _, err := e.db.SetStoreTestMode(t.Context(), e.store.Name, true); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := acc.PutStripe(t.Context(), e.store.ID, stripetest.Key, "whsec_test_0123456789abcdef"); err != nil {
 		t.Fatal(err)
 	}

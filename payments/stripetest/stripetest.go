@@ -16,7 +16,8 @@
 //
 // stripe-mock is found as $PACKLINE_STRIPE_MOCK, on PATH, in
 // $(go env GOPATH)/bin, or installed by scripts/test-tools.sh; when none
-// works the test fails, naming the install command (it never skips).
+// works the test fails, naming the install command (it never skips). One
+// stripe-mock serves a test binary; its TestMain calls Main to stop it.
 package stripetest
 
 import (
@@ -100,30 +101,56 @@ func isExec(p string) bool {
 
 var listening = regexp.MustCompile(`Listening for HTTP at address: (\S+)`)
 
-// StartMock starts stripe-mock on a free 127.0.0.1 port and returns its
-// base URL; the test's cleanup stops it by its pid.
+// The stripe-mock of this test binary: it is stateless (the proxies keep the
+// state, one per test), so one serves every test, and loading Stripe's spec
+// is paid once (it takes seconds of CPU, more on a loaded machine).
+var mock struct {
+	once sync.Once
+	url  string
+	err  error
+	cmd  *exec.Cmd
+}
+
+// StartMock returns the base URL of the test binary's stripe-mock, started
+// on a free 127.0.0.1 port on first use. Main stops it by its pid when the
+// tests end (and it dies with the test binary in any case).
 func StartMock(t testing.TB) string {
 	t.Helper()
+	mock.once.Do(func() { mock.url, mock.err = startMock() })
+	if mock.err != nil {
+		t.Fatal(mock.err)
+	}
+	return mock.url
+}
+
+// Main runs the tests and stops stripe-mock; a package whose tests use
+// stripetest calls it from TestMain: os.Exit(stripetest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if mock.cmd != nil {
+		_ = syscall.Kill(mock.cmd.Process.Pid, syscall.SIGTERM)
+		_ = mock.cmd.Wait()
+	}
+	return code
+}
+
+func startMock() (string, error) {
 	bin, err := binOnce()
 	if err != nil {
-		t.Fatalf("stripe-mock is not installed (%s, or bash scripts/test-tools.sh stripe-mock; or set PACKLINE_STRIPE_MOCK): %v", Install, err)
+		return "", fmt.Errorf("stripe-mock is not installed (%s, or bash scripts/test-tools.sh stripe-mock; or set PACKLINE_STRIPE_MOCK): %v", Install, err)
 	}
 	// Both listeners on ports the system picks: parallel runs never collide.
 	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start stripe-mock (%s): %v", Install, err)
+		return "", fmt.Errorf("start stripe-mock (%s): %v", Install, err)
 	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
+	mock.cmd = cmd
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -135,11 +162,10 @@ func StartMock(t testing.TB) string {
 	}()
 	select {
 	case a := <-addr:
-		return "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatalf("stripe-mock (pid %d) did not say where it listens within 30s", pid)
+		return "http://" + a, nil
+	case <-time.After(2 * time.Minute):
+		return "", fmt.Errorf("stripe-mock (pid %d) did not say where it listens within 2 minutes", cmd.Process.Pid)
 	}
-	return ""
 }
 
 // Server is the stateful proxy in front of stripe-mock.
@@ -161,8 +187,8 @@ type reply struct {
 	body   []byte
 }
 
-// Start starts stripe-mock and the proxy; the secret key to use is any
-// sk_test_… key (Key).
+// Start starts the test's proxy in front of the test binary's stripe-mock;
+// the secret key to use is Key.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{mock: StartMock(t), intents: map[string]map[string]any{}, refunds: map[string]map[string]any{},
